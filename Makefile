@@ -1,0 +1,124 @@
+# drover build. `make` builds bin/, `make test` runs every suite, `make run`
+# starts a server on its embedded defaults. See README.md.
+
+VERSION := 0.1.0
+SAN     ?=
+CC      ?= cc
+FUZZ_SECONDS ?= 30
+
+ifeq ($(SAN),)
+BUILD := build
+BIN   := bin
+SANFLAGS :=
+else
+BUILD := build/san
+BIN   := build/san/bin
+SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+PKGS     := openssl jansson yaml-0.1 sqlite3 libpq
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-missing-field-initializers
+CPPFLAGS += -I. -D_GNU_SOURCE -DDROVER_VERSION=\"$(VERSION)\"
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARN) $(SANFLAGS) -MMD -MP $(PKG_CFLAGS)
+LDFLAGS  += $(SANFLAGS)
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
+
+LIB_SRCS    := $(wildcard proto/*.c common/*.c)
+SERVER_SRCS := $(wildcard server/*.c)
+CAGENT_SRCS := $(wildcard cluster-agent/*.c)
+NAGENT_SRCS := $(wildcard node-agent/*.c)
+UNIT_SRCS   := $(wildcard tests/unit/*/test_*.c)
+INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
+SUPPORT_SRCS:= $(wildcard tests/support/*.c)
+TOOL_SRCS   := $(wildcard tests/tools/*.c)
+FUZZ_SRCS   := $(wildcard fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB := $(BUILD)/libdrover.a
+
+PROGRAMS := $(BIN)/drover-server $(BIN)/drover-cluster-agent $(BIN)/drover-node-agent
+TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+RUNNER   := $(BUILD)/tests/run_tests
+
+.PHONY: all deps run test bench fuzz clean tools
+all: $(PROGRAMS)
+tools: $(TOOLS)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(call obj,$(LIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/drover-server: $(call obj,$(SERVER_SRCS)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BIN)/drover-cluster-agent: $(call obj,$(CAGENT_SRCS)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BIN)/drover-node-agent: $(call obj,$(NAGENT_SRCS)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(call obj,$(SUPPORT_SRCS)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# Every tests/*/test_NAME.c defines `Suite *suite_DIR_NAME(void)`; the runner's
+# table is generated so adding a test file is all it takes to run it.
+SUITES = $(foreach f,$(UNIT_SRCS) $(INTEG_SRCS),suite_$(subst -,_,$(notdir $(patsubst %/,%,$(dir $(f)))))_$(patsubst test_%.c,%,$(notdir $(f))))
+$(BUILD)/tests/suites.c: $(UNIT_SRCS) $(INTEG_SRCS) Makefile
+	@mkdir -p $(dir $@)
+	@{ echo '#include <check.h>'; \
+	  for s in $(SUITES); do echo "Suite *$$s(void);"; done; \
+	  echo 'Suite *(*const drover_suites[])(void) = {'; \
+	  for s in $(SUITES); do echo "    $$s,"; done; \
+	  echo '    0 };'; } > $@
+
+$(RUNNER): $(call obj,$(UNIT_SRCS) $(INTEG_SRCS) $(SUPPORT_SRCS) tests/run_tests.c) $(BUILD)/obj/suites.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CHECK_LIBS) -o $@
+$(BUILD)/obj/suites.o: $(BUILD)/tests/suites.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BIN)/drover-server
+
+test: deps
+	@$(MAKE) --no-print-directory all tools $(RUNNER)
+	DROVER_BIN_DIR=$(abspath $(BIN)) DROVER_TOOLS_DIR=$(abspath $(BUILD)/tools) $(RUNNER)
+
+bench: deps
+	@$(MAKE) --no-print-directory all tools
+	tests/bench/run.sh $(abspath $(BIN)) $(abspath $(BUILD)/tools)
+
+# libFuzzer targets: every fuzz/fuzz_NAME.c links the library built with clang.
+FUZZ_BUILD := build/fuzz
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS))
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=gnu11 $(WARN) $(FUZZ_FLAGS) $(PKG_CFLAGS) -c $< -o $@
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
+	clang $(CPPFLAGS) -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined $^ $(PKG_LIBS) -lpthread -lm -o $@
+FUZZERS := $(patsubst fuzz/fuzz_%.c,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_SRCS))
+fuzz: deps $(FUZZERS)
+	@for f in $(FUZZERS); do n=$${f##*/fuzz_}; mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(FUZZ_BUILD)/corpus/$$n fuzz/corpus/$$n 2>&1 | tail -n 3 || exit 1; done
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

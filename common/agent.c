@@ -1,0 +1,352 @@
+/*
+ * agent: pinning, dialing, reconnecting and serving. See agent.h.
+ */
+#include "common/agent.h"
+
+#include <netdb.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/backoff.h"
+#include "common/cacerts.h"
+#include "common/conn.h"
+#include "common/log.h"
+#include "common/netaddr.h"
+#include "common/relay.h"
+#include "common/tls.h"
+#include "common/url.h"
+#include "proto/frame.h"
+#include "proto/ws.h"
+
+#define CACERTS_TIMEOUT_MS 10000
+
+struct agent {
+    const struct agent_cfg *cfg;
+    struct loop *loop;
+    struct url servers[AGENT_MAX_SERVERS];
+    size_t nservers, cur;
+    SSL_CTX *ctx;
+    struct allowlist allow;
+    struct backoff bo;
+    struct loop_timer retry;
+    struct ws *ws;              /* while the upgrade is in progress */
+    struct tunnel *t;           /* once up */
+    char headers[1024];
+};
+
+/* ---- settings checks ---- */
+
+static int parse_servers(const char *v, struct url *out, size_t *n, const char **why)
+{
+    *n = 0;
+    for (const char *s = v; *s;) {
+        while (*s == ' ' || *s == ',')
+            s++;
+        size_t len = strcspn(s, ",");
+        while (len && s[len - 1] == ' ')
+            len--;
+        if (!len)
+            break;
+        char one[URL_MAX_HOST + URL_MAX_PATH + 32];
+        if (len >= sizeof(one) || *n == AGENT_MAX_SERVERS) {
+            *why = len >= sizeof(one) ? "URL too long" : "too many servers (at most 8)";
+            return -1;
+        }
+        memcpy(one, s, len);
+        one[len] = '\0';
+        if (url_parse(one, &out[*n], why) < 0)
+            return -1;
+        if (strcmp(out[*n].scheme, "https") != 0 && strcmp(out[*n].scheme, "wss") != 0) {
+            *why = "server URLs must be https://";
+            return -1;
+        }
+        (*n)++;
+        s += len;
+    }
+    if (*n == 0) {
+        *why = "no server URL";
+        return -1;
+    }
+    return 0;
+}
+
+const char *agent_check_servers(const char *v)
+{
+    struct url u[AGENT_MAX_SERVERS];
+    size_t n;
+    const char *why = NULL;
+    return parse_servers(v, u, &n, &why) < 0 ? why : NULL;
+}
+
+const char *agent_check_checksum(const char *v)
+{
+    if (strlen(v) != 64)
+        return "must be 64 lowercase hex characters (SHA-256 of the server CA)";
+    for (const char *p = v; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return "must be 64 lowercase hex characters (SHA-256 of the server CA)";
+    return NULL;
+}
+
+/* ---- serving streams ---- */
+
+static void serve_tcp(struct agent *a, struct tun_stream *s, const uint8_t *meta, size_t len)
+{
+    char target[128];
+    struct netaddr na;
+    const char *why;
+    if (len == 0 || len >= sizeof(target)) {
+        tun_stream_reset(s, TUN_RESET_PROTOCOL, "tcp needs a host:port target");
+        return;
+    }
+    memcpy(target, meta, len);
+    target[len] = '\0';
+    if (netaddr_parse(target, &na, &why) < 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "bad target %s: %s", target, why);
+        tun_stream_reset(s, TUN_RESET_REFUSED, msg);
+        return;
+    }
+    if (!allowlist_match(&a->allow, &na)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s is not in DROVER_ALLOW_DIAL", target);
+        log_warn("refused a stream to %s: not in DROVER_ALLOW_DIAL", target);
+        tun_stream_reset(s, TUN_RESET_REFUSED, msg);
+        return;
+    }
+    relay_dial(a->loop, s, (const struct sockaddr *)&na.ss, na.len);
+}
+
+static void on_stream_open(struct tunnel *t, struct tun_stream *s, const char *service,
+                           const uint8_t *meta, size_t meta_len)
+{
+    struct agent *a = tunnel_ud(t);
+    if (strcmp(service, "tcp") == 0) {
+        serve_tcp(a, s, meta, meta_len);
+        return;
+    }
+    char msg[128];
+    snprintf(msg, sizeof(msg), "this agent has no service \"%s\"", service);
+    tun_stream_reset(s, TUN_RESET_REFUSED, msg);
+}
+
+/* ---- connecting ---- */
+
+static void schedule_retry(struct agent *a, const char *why);
+static void dial(struct agent *a);
+
+static void on_tunnel_down(struct tunnel *t, const char *why)
+{
+    struct agent *a = tunnel_ud(t);
+    a->t = NULL;
+    schedule_retry(a, why);
+}
+
+static const struct tunnel_ops agent_tunnel_ops = {
+    .on_open = on_stream_open,
+    .on_down = on_tunnel_down,
+};
+
+static void on_ws_open(struct ws *w)
+{
+    struct agent *a = ws_ud(w);
+    struct tunnel_cfg tc = {
+        .ping_interval_ms = a->cfg->ping_interval_ms,
+        .dead_after_ms = a->cfg->dead_after_ms,
+    };
+    a->ws = NULL;
+    a->t = tunnel_new(a->loop, w, false, &tc, &agent_tunnel_ops, a);
+    if (!a->t) {
+        schedule_retry(a, "out of memory");
+        return;
+    }
+    backoff_reset(&a->bo);
+    char hp[300];
+    url_hostport(&a->servers[a->cur], hp, sizeof(hp));
+    log_info("connected to %s (cluster %s%s%s)", hp, a->cfg->cluster_id,
+             a->cfg->node_role ? ", node " : "", a->cfg->node_role ? a->cfg->node_name : "");
+}
+
+static void on_ws_close(struct ws *w, const char *why)
+{
+    struct agent *a = ws_ud(w);
+    a->ws = NULL;
+    schedule_retry(a, why);
+}
+
+static const struct ws_ops agent_ws_ops = {
+    .on_open = on_ws_open,
+    .on_close = on_ws_close,
+};
+
+static void on_retry(struct loop_timer *t)
+{
+    struct agent *a = (struct agent *)((char *)t - offsetof(struct agent, retry));
+    dial(a);
+}
+
+static void schedule_retry(struct agent *a, const char *why)
+{
+    uint64_t d = backoff_next(&a->bo);
+    char hp[300];
+    url_hostport(&a->servers[a->cur], hp, sizeof(hp));
+    log_warn("link to %s lost: %s; retrying in %llu ms", hp, why, (unsigned long long)d);
+    /* Spread over the replicas: the next attempt goes to the next one. */
+    a->cur = (a->cur + 1) % a->nservers;
+    loop_timer_start(a->loop, &a->retry, d, on_retry);
+}
+
+static int resolve(const struct url *u, struct netaddr *out, const char **why)
+{
+    if (u->host_is_ip)
+        return netaddr_from_ip(u->host, u->port, out) == 0 ? 0 : (*why = "bad address", -1);
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+    char port[8];
+    snprintf(port, sizeof(port), "%d", u->port);
+    int g = getaddrinfo(u->host, port, &hints, &res);
+    if (g != 0 || !res) {
+        *why = gai_strerror(g);
+        return -1;
+    }
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void dial(struct agent *a)
+{
+    const struct url *u = &a->servers[a->cur];
+    struct netaddr na;
+    const char *why;
+    if (resolve(u, &na, &why) < 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "cannot resolve %s: %s", u->host, why);
+        schedule_retry(a, msg);
+        return;
+    }
+    struct ws_client_opts o = {
+        .path = "/v3/connect",
+        .host = u->host,
+        .host_is_ip = u->host_is_ip,
+        .subprotocol = TUN_SUBPROTOCOL,
+        .extra_headers = a->headers,
+        .max_message = TUN_MAX_MESSAGE,
+    };
+    a->ws = ws_client_connect(a->loop, (const struct sockaddr *)&na.ss, na.len, a->ctx,
+                              &o, &agent_ws_ops, a);
+    if (!a->ws)
+        schedule_retry(a, "cannot create a socket");
+}
+
+/* ---- pinning ---- */
+
+/* Fetches the CA from the servers in turn until one answers. 0 with the
+ * pinned context set, 1 on a checksum mismatch, -1 if stopped. */
+static int pin_ca(struct agent *a)
+{
+    for (;;) {
+        const struct url *u = &a->servers[a->cur];
+        char err[400], *pem = NULL;
+        size_t len = 0;
+        if (cacerts_fetch(u, CACERTS_TIMEOUT_MS, &pem, &len, err, sizeof(err)) == 0) {
+            char sum[65];
+            tls_sha256_hex(pem, len, sum);
+            if (strcmp(sum, a->cfg->ca_checksum) != 0) {
+                log_error("the server's CA checksum is %s but DROVER_CA_CHECKSUM is %s: "
+                          "refusing to connect (wrong server, or a man in the middle)",
+                          sum, a->cfg->ca_checksum);
+                free(pem);
+                return 1;
+            }
+            a->ctx = tls_client_ctx_pinned(pem, len, err, sizeof(err));
+            free(pem);
+            if (!a->ctx) {
+                log_error("cannot use the server CA: %s", err);
+                return 1;
+            }
+            return 0;
+        }
+        uint64_t d = backoff_next(&a->bo);
+        log_warn("fetching the CA: %s; retrying in %llu ms", err, (unsigned long long)d);
+        a->cur = (a->cur + 1) % a->nservers;
+        struct timespec ts = { (time_t)(d / 1000), (long)(d % 1000) * 1000000L };
+        /* SIGTERM is blocked by now (signalfd): poll for it while waiting. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        if (sigtimedwait(&set, NULL, &ts) > 0)
+            return -1;
+    }
+}
+
+static int setup(struct agent *a, const struct agent_cfg *cfg)
+{
+    const char *why;
+    a->cfg = cfg;
+    if (parse_servers(cfg->servers, a->servers, &a->nservers, &why) < 0 ||
+        allowlist_parse(cfg->allow_dial, &a->allow, &why) < 0) {
+        log_error("bad settings: %s", why);
+        return -1;
+    }
+    unsigned char r;
+    if (RAND_bytes(&r, 1) == 1)
+        a->cur = r % a->nservers;
+    backoff_init(&a->bo, cfg->backoff_base_ms ? cfg->backoff_base_ms : 500,
+                 cfg->backoff_max_ms ? cfg->backoff_max_ms : 30000);
+    int n = snprintf(a->headers, sizeof(a->headers),
+                     "Authorization: Bearer %s\r\nX-Drover-Cluster: %s\r\n"
+                     "X-Drover-Role: %s\r\n%s%s%sUser-Agent: drover-agent/%s\r\n",
+                     cfg->token, cfg->cluster_id, cfg->node_role ? "node" : "cluster",
+                     cfg->node_name ? "X-Drover-Node: " : "",
+                     cfg->node_name ? cfg->node_name : "", cfg->node_name ? "\r\n" : "",
+                     DROVER_VERSION);
+    if (n < 0 || (size_t)n >= sizeof(a->headers)) {
+        log_error("bad settings: token or names too long");
+        return -1;
+    }
+    return 0;
+}
+
+int agent_run(const struct agent_cfg *cfg)
+{
+    struct agent a = { 0 };
+    int rc = 1;
+    signal(SIGPIPE, SIG_IGN);
+    if (setup(&a, cfg) < 0)
+        return 1;
+    a.loop = loop_new();
+    if (!a.loop || loop_stop_on_signals(a.loop) < 0) {
+        log_error("cannot start the event loop");
+        goto out;
+    }
+    int p = pin_ca(&a);
+    if (p != 0) {
+        rc = p < 0 ? 0 : 1;
+        goto out;
+    }
+    log_info("server CA matches DROVER_CA_CHECKSUM; dialing");
+    dial(&a);
+    loop_run(a.loop);
+    log_info("stopping");
+    rc = 0;
+out:
+    if (a.loop) {
+        loop_timer_stop(a.loop, &a.retry);
+        if (a.t)
+            tunnel_close(a.t, WS_CLOSE_GOING_AWAY, "agent stopping");
+        else if (a.ws)
+            ws_close(a.ws, WS_CLOSE_GOING_AWAY, "agent stopping");
+        conn_close_all();
+        loop_free(a.loop);
+    }
+    if (a.ctx)
+        SSL_CTX_free(a.ctx);
+    return rc;
+}

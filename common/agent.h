@@ -1,0 +1,45 @@
+/*
+ * agent: the link every drover agent keeps to its server. Pins the server CA
+ * by checksum, dials /v3/connect over wss with its credentials, keeps the
+ * tunnel up (reconnecting with exponential backoff and full jitter, across
+ * the listed servers), and serves the streams the server opens: the "tcp"
+ * relay to addresses on the allow-list, and whatever services the program
+ * registers.
+ *
+ * Used by drover-cluster-agent and drover-node-agent, each with its role.
+ */
+#ifndef DROVER_AGENT_H
+#define DROVER_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/allowlist.h"
+#include "common/tunnel.h"
+
+#define AGENT_MAX_SERVERS 8
+
+struct agent_cfg {
+    const char *servers;        /* DROVER_SERVER: URL or comma list */
+    const char *token;
+    const char *ca_checksum;
+    const char *cluster_id;
+    const char *node_name;      /* node agents (sent by cluster agents too) */
+    bool node_role;
+    const char *allow_dial;
+    uint64_t ping_interval_ms, dead_after_ms;
+    uint64_t backoff_base_ms, backoff_max_ms;
+};
+
+/*
+ * Runs the agent until SIGTERM/SIGINT. Returns the process exit code: 0 after
+ * a signal, 1 when the server's CA does not match the checksum (or another
+ * fatal setup error), after logging why.
+ */
+int agent_run(const struct agent_cfg *cfg);
+
+/* Settings checks shared by both agents' option tables. */
+const char *agent_check_servers(const char *v);
+const char *agent_check_checksum(const char *v);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * agent_opts: shared agent settings. See agent_opts.h.
+ */
+#include "common/agent_opts.h"
+
+#include <stdio.h>
+
+#include "common/log.h"
+
+const char *agent_check_level(const char *v)
+{
+    enum log_level l;
+    return log_parse_level(v, &l) < 0 ? "must be error, warn, info or debug" : NULL;
+}
+
+int agent_opts_apply(const struct cfg *c, const char *prog, struct agent_cfg *out)
+{
+    static const char *const required[][2] = {
+        { "server", "DROVER_SERVER" }, { "token", "DROVER_TOKEN" },
+        { "ca-checksum", "DROVER_CA_CHECKSUM" }, { "cluster-id", "DROVER_CLUSTER_ID" },
+    };
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        if (!cfg_str(c, required[i][0]) || !*cfg_str(c, required[i][0])) {
+            fprintf(stderr, "%s: missing setting %s (env %s)\n", prog, required[i][0],
+                    required[i][1]);
+            return 2;
+        }
+    }
+    if (cfg_duration_ms(c, "dead-after") <= cfg_duration_ms(c, "ping-interval")) {
+        fprintf(stderr, "%s: invalid dead-after: must be longer than ping-interval\n", prog);
+        return 2;
+    }
+    enum log_level lvl;
+    log_parse_level(cfg_str(c, "log-level"), &lvl);
+    log_set_level(lvl);
+    out->servers = cfg_str(c, "server");
+    out->token = cfg_str(c, "token");
+    out->ca_checksum = cfg_str(c, "ca-checksum");
+    out->cluster_id = cfg_str(c, "cluster-id");
+    out->node_name = cfg_str(c, "node-name");
+    out->allow_dial = cfg_str(c, "allow-dial");
+    out->ping_interval_ms = cfg_duration_ms(c, "ping-interval");
+    out->dead_after_ms = cfg_duration_ms(c, "dead-after");
+    return 0;
+}

@@ -1,0 +1,824 @@
+/*
+ * conn: non-blocking TCP/TLS byte streams. See conn.h for the contract.
+ *
+ * Writes are queued and flushed after the current loop batch (or when the
+ * socket becomes writable), so several small frames produced in one batch
+ * leave in one TLS record and one syscall, and conn_write() never calls back
+ * into its caller.
+ */
+#include "common/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/tls.h"
+
+#define CONN_READ_CHUNK   (64 * 1024)
+#define CONN_READ_BUDGET  (512 * 1024)  /* per event, for fairness */
+#define CONN_OUT_CHUNK    (64 * 1024)
+#define CONN_DEFAULT_CAP  (16u * 1024 * 1024)
+
+enum conn_state { C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSED };
+
+struct out_chunk {
+    struct out_chunk *next;
+    size_t off, len, cap;
+    uint8_t data[];
+};
+
+struct conn {
+    struct loop_io io;
+    struct loop *loop;
+    SSL *ssl;
+    const struct conn_ops *ops;
+    void *ud;
+    enum conn_state state;
+    bool read_paused, eof_seen, shut_wr_wanted, shut_wr_done;
+    bool closing_after_flush, flush_scheduled, resume_scheduled;
+    bool tls_read_wants_write, tls_write_wants_read, drain_wanted;
+    bool in_read_cb, resumed_in_cb;
+    const char *deferred_error;
+
+    uint8_t *held;              /* read data the owner did not take yet */
+    size_t held_off, held_len;
+
+    struct out_chunk *out_head, *out_tail;
+    size_t out_pending, out_cap, high_water;
+
+    struct loop_timer linger;
+    struct conn *live_prev, *live_next;    /* every open conn of the thread */
+    char peer[48];
+};
+
+static __thread struct conn *live_head;
+static __thread size_t live_count;
+
+static __thread uint8_t read_buf[CONN_READ_CHUNK];
+
+static void do_flush(struct conn *c);
+static void do_read(struct conn *c);
+
+/* ---- small helpers ---- */
+
+static void free_conn(void *arg)
+{
+    free(arg);
+}
+
+static void free_buffers(struct conn *c)
+{
+    struct out_chunk *ch = c->out_head;
+    while (ch) {
+        struct out_chunk *n = ch->next;
+        free(ch);
+        ch = n;
+    }
+    c->out_head = c->out_tail = NULL;
+    c->out_pending = 0;
+    free(c->held);
+    c->held = NULL;
+    c->held_len = c->held_off = 0;
+}
+
+static void close_now(struct conn *c)
+{
+    if (c->state == C_CLOSED)
+        return;
+    c->state = C_CLOSED;
+    if (c->live_prev)
+        c->live_prev->live_next = c->live_next;
+    else
+        live_head = c->live_next;
+    if (c->live_next)
+        c->live_next->live_prev = c->live_prev;
+    live_count--;
+    int fd = c->io.fd;
+    loop_io_del(c->loop, &c->io);
+    loop_timer_stop(c->loop, &c->linger);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    if (fd >= 0)
+        close(fd);
+    free_buffers(c);
+    /* Freed after the batch: epoll events and deferred calls may still
+     * reference this conn, and they check the state first. */
+    if (loop_defer(c->loop, free_conn, c) < 0)
+        abort();
+}
+
+static void fail(struct conn *c, const char *why)
+{
+    if (c->state == C_CLOSED)
+        return;
+    close_now(c);
+    if (c->ops->on_close)
+        c->ops->on_close(c, why);
+}
+
+static void update_interest(struct conn *c)
+{
+    if (c->state == C_CLOSED)
+        return;
+    unsigned ev = 0;
+    if (c->state == C_CONNECTING)
+        ev = LOOP_WRITE;
+    else {
+        if ((!c->read_paused && !c->eof_seen) || c->tls_write_wants_read)
+            ev |= LOOP_READ;
+        if (c->out_pending > 0 || c->tls_read_wants_write)
+            ev |= LOOP_WRITE;
+        if (c->state == C_HANDSHAKE)
+            ev = c->tls_read_wants_write ? LOOP_WRITE : LOOP_READ;
+    }
+    loop_io_mod(c->loop, &c->io, ev);
+}
+
+static const char *tls_failure(struct conn *c, char *buf, size_t len)
+{
+    long v = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    if (v != X509_V_OK) {
+        snprintf(buf, len, "TLS certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+        ERR_clear_error();
+        return buf;
+    }
+    char e[200];
+    snprintf(buf, len, "TLS error: %s", tls_last_error(e, sizeof(e)));
+    return buf;
+}
+
+/* ---- handshake ---- */
+
+static void opened(struct conn *c)
+{
+    c->state = C_OPEN;
+    c->tls_read_wants_write = false;
+    update_interest(c);
+    if (c->ops->on_open)
+        c->ops->on_open(c);
+    if (c->state == C_OPEN && c->out_pending)
+        do_flush(c);
+}
+
+static void do_handshake(struct conn *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        opened(c);
+        return;
+    }
+    int err = SSL_get_error(c->ssl, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        c->tls_read_wants_write = (err == SSL_ERROR_WANT_WRITE);
+        update_interest(c);
+        return;
+    }
+    static __thread char why[300];
+    if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+        snprintf(why, sizeof(why), "TLS handshake: connection closed by peer");
+    else
+        tls_failure(c, why, sizeof(why));
+    fail(c, why);
+}
+
+static void finish_connect(struct conn *c)
+{
+    int soerr = 0;
+    socklen_t sl = sizeof(soerr);
+    if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+        soerr = errno;
+    if (soerr) {
+        fail(c, strerror(soerr));
+        return;
+    }
+    if (c->ssl) {
+        c->state = C_HANDSHAKE;
+        do_handshake(c);
+    } else {
+        opened(c);
+    }
+}
+
+/* ---- reading ---- */
+
+static void hold_rest(struct conn *c, const uint8_t *data, size_t len)
+{
+    c->held = malloc(len);
+    if (!c->held) {
+        fail(c, "out of memory");
+        return;
+    }
+    memcpy(c->held, data, len);
+    c->held_off = 0;
+    c->held_len = len;
+    c->read_paused = true;
+    update_interest(c);
+}
+
+/* Hands data to the owner; keeps what it did not take. false if the owner
+ * closed or paused the connection, so reading must stop. */
+static bool deliver(struct conn *c, uint8_t *data, size_t len)
+{
+    c->in_read_cb = true;
+    c->resumed_in_cb = false;
+    size_t took = c->ops->on_read(c, data, len);
+    c->in_read_cb = false;
+    if (c->state == C_CLOSED)
+        return false;
+    if (took < len) {
+        hold_rest(c, data + took, len - took);
+        /* The owner already asked for more (it finished its work inside
+         * the callback): offer the rest again after this batch. */
+        if (c->resumed_in_cb && c->state == C_OPEN)
+            conn_resume_read(c);
+        return false;
+    }
+    return !c->read_paused;
+}
+
+static void got_eof(struct conn *c)
+{
+    c->eof_seen = true;
+    update_interest(c);
+    if (c->ops->on_eof)
+        c->ops->on_eof(c);
+    else
+        fail(c, "connection closed by peer");
+}
+
+/* One read attempt. >0 bytes, 0 would block, -1 EOF or failure handled. */
+static ssize_t read_once(struct conn *c)
+{
+    if (!c->ssl) {
+        ssize_t n = read(c->io.fd, read_buf, sizeof(read_buf));
+        if (n > 0)
+            return n;
+        if (n == 0) {
+            got_eof(c);
+            return -1;
+        }
+        if (errno == EAGAIN || errno == EINTR)
+            return 0;
+        fail(c, strerror(errno));
+        return -1;
+    }
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, read_buf, sizeof(read_buf));
+    if (n > 0)
+        return n;
+    int err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_WANT_READ)
+        return 0;
+    if (err == SSL_ERROR_WANT_WRITE) {
+        c->tls_read_wants_write = true;
+        update_interest(c);
+        return 0;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN ||
+        (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        got_eof(c);
+        return -1;
+    }
+    static __thread char why[300];
+    fail(c, tls_failure(c, why, sizeof(why)));
+    return -1;
+}
+
+/* Offers the held bytes again. true if they were all taken and reading
+ * may go on. Held bytes always go first, or the stream would reorder. */
+static bool deliver_held(struct conn *c)
+{
+    uint8_t *h = c->held;
+    size_t off = c->held_off, len = c->held_len;
+    c->in_read_cb = true;
+    c->resumed_in_cb = false;
+    size_t took = c->ops->on_read(c, h + off, len - off);
+    c->in_read_cb = false;
+    if (c->state == C_CLOSED)
+        return false;
+    if (took < len - off) {
+        c->held_off = off + took;
+        if (c->resumed_in_cb) {
+            conn_resume_read(c);
+            return false;
+        }
+        c->read_paused = true;
+        update_interest(c);
+        return false;
+    }
+    free(h);
+    c->held = NULL;
+    c->held_len = c->held_off = 0;
+    return !c->read_paused;
+}
+
+static void do_read(struct conn *c)
+{
+    size_t budget = CONN_READ_BUDGET;
+    c->tls_read_wants_write = false;
+    if (c->held && (c->read_paused || !deliver_held(c)))
+        return;
+    while (c->state == C_OPEN && !c->read_paused && !c->eof_seen) {
+        ssize_t n = read_once(c);
+        if (n <= 0)
+            break;
+        if (!deliver(c, read_buf, (size_t)n))
+            break;
+        if ((size_t)n >= budget) {
+            /* Let other connections run; TLS may hold decrypted bytes that
+             * epoll cannot see, so come back explicitly. */
+            if (c->ssl && SSL_has_pending(c->ssl))
+                conn_resume_read(c);
+            break;
+        }
+        budget -= (size_t)n;
+    }
+    update_interest(c);
+}
+
+/* ---- writing ---- */
+
+static void flush_done(struct conn *c)
+{
+    if (c->out_pending == 0 && c->shut_wr_wanted && !c->shut_wr_done) {
+        c->shut_wr_done = true;
+        if (c->ssl)
+            c->closing_after_flush = true;
+        else
+            shutdown(c->io.fd, SHUT_WR);
+    }
+    if (c->out_pending == 0 && c->closing_after_flush) {
+        if (c->ssl)
+            SSL_shutdown(c->ssl);   /* best effort close_notify */
+        close_now(c);
+        return;
+    }
+    update_interest(c);
+    if (c->drain_wanted && c->out_pending <= c->high_water / 2) {
+        c->drain_wanted = false;
+        if (c->ops->on_drain)
+            c->ops->on_drain(c);
+    }
+}
+
+/* Writes the head chunk once. 1 progress, 0 would block, -1 failed. */
+static int write_once(struct conn *c, const char **why)
+{
+    struct out_chunk *ch = c->out_head;
+    const uint8_t *p = ch->data + ch->off;
+    size_t n = ch->len - ch->off;
+    ssize_t w;
+    if (c->ssl) {
+        ERR_clear_error();
+        int r = SSL_write(c->ssl, p, (int)n);
+        if (r <= 0) {
+            int err = SSL_get_error(c->ssl, r);
+            if (err == SSL_ERROR_WANT_WRITE)
+                return 0;
+            if (err == SSL_ERROR_WANT_READ) {
+                c->tls_write_wants_read = true;
+                return 0;
+            }
+            static __thread char buf[300];
+            *why = tls_failure(c, buf, sizeof(buf));
+            return -1;
+        }
+        w = r;
+    } else {
+        w = send(c->io.fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return 0;
+            *why = strerror(errno);
+            return -1;
+        }
+    }
+    ch->off += (size_t)w;
+    c->out_pending -= (size_t)w;
+    if (ch->off == ch->len) {
+        c->out_head = ch->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        free(ch);
+    }
+    return 1;
+}
+
+static void do_flush(struct conn *c)
+{
+    c->tls_write_wants_read = false;
+    while (c->state == C_OPEN && c->out_head) {
+        const char *why = NULL;
+        int r = write_once(c, &why);
+        if (r < 0) {
+            fail(c, why);
+            return;
+        }
+        if (r == 0)
+            break;
+    }
+    if (c->state == C_OPEN)
+        flush_done(c);
+}
+
+static void deferred_flush(void *arg)
+{
+    struct conn *c = arg;
+    c->flush_scheduled = false;
+    if (c->state != C_OPEN)
+        return;
+    if (c->deferred_error) {
+        fail(c, c->deferred_error);
+        return;
+    }
+    do_flush(c);
+}
+
+static void schedule_flush(struct conn *c)
+{
+    if (c->flush_scheduled)
+        return;
+    if (loop_defer(c->loop, deferred_flush, c) < 0) {
+        c->deferred_error = "out of memory";
+        return;
+    }
+    c->flush_scheduled = true;
+}
+
+static int append(struct conn *c, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        struct out_chunk *t = c->out_tail;
+        if (!t || t->len == t->cap) {
+            size_t cap = len > CONN_OUT_CHUNK ? len : CONN_OUT_CHUNK;
+            t = malloc(sizeof(*t) + cap);
+            if (!t)
+                return -1;
+            t->next = NULL;
+            t->off = t->len = 0;
+            t->cap = cap;
+            if (c->out_tail)
+                c->out_tail->next = t;
+            else
+                c->out_head = t;
+            c->out_tail = t;
+        }
+        size_t n = t->cap - t->len < len ? t->cap - t->len : len;
+        memcpy(t->data + t->len, p, n);
+        t->len += n;
+        c->out_pending += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int conn_write2(struct conn *c, const void *a, size_t alen,
+                const void *b, size_t blen)
+{
+    if (c->state == C_CLOSED || c->closing_after_flush || c->shut_wr_wanted)
+        return -1;
+    if (alen > c->out_cap - c->out_pending ||
+        blen > c->out_cap - c->out_pending - alen)
+        return -1;
+    if (append(c, a, alen) < 0 || append(c, b, blen) < 0)
+        return -1;
+    if (c->high_water && c->out_pending >= c->high_water)
+        c->drain_wanted = true;
+    if (c->state == C_OPEN)
+        schedule_flush(c);
+    return 0;
+}
+
+uint8_t *conn_write_reserve(struct conn *c, size_t len)
+{
+    if (c->state == C_CLOSED || c->closing_after_flush || c->shut_wr_wanted ||
+        len > c->out_cap - c->out_pending)
+        return NULL;
+    struct out_chunk *t = c->out_tail;
+    if (!t || len > t->cap - t->len) {
+        size_t cap = len > CONN_OUT_CHUNK ? len : CONN_OUT_CHUNK;
+        t = malloc(sizeof(*t) + cap);
+        if (!t)
+            return NULL;
+        t->next = NULL;
+        t->off = t->len = 0;
+        t->cap = cap;
+        if (c->out_tail)
+            c->out_tail->next = t;
+        else
+            c->out_head = t;
+        c->out_tail = t;
+    }
+    uint8_t *p = t->data + t->len;
+    t->len += len;
+    c->out_pending += len;
+    if (c->high_water && c->out_pending >= c->high_water)
+        c->drain_wanted = true;
+    if (c->state == C_OPEN)
+        schedule_flush(c);
+    return p;
+}
+
+int conn_write(struct conn *c, const void *data, size_t len)
+{
+    return conn_write2(c, data, len, NULL, 0);
+}
+
+/* ---- events ---- */
+
+static void on_io(struct loop_io *io, unsigned events)
+{
+    struct conn *c = (struct conn *)((char *)io - offsetof(struct conn, io));
+    switch (c->state) {
+    case C_CONNECTING:
+        finish_connect(c);
+        return;
+    case C_HANDSHAKE:
+        do_handshake(c);
+        return;
+    case C_OPEN:
+        break;
+    case C_CLOSED:
+        return;
+    }
+    if ((events & LOOP_WRITE) || ((events & LOOP_READ) && c->tls_write_wants_read))
+        do_flush(c);
+    if (c->state == C_OPEN &&
+        ((events & LOOP_READ) || ((events & LOOP_WRITE) && c->tls_read_wants_write)))
+        do_read(c);
+    /* epoll repeats a hang-up for as long as the socket is registered. */
+    if (c->state == C_OPEN && (events & LOOP_HUP)) {
+        if (c->eof_seen && c->out_pending == 0)
+            fail(c, "connection closed by peer");
+        else if (c->read_paused && !c->eof_seen)
+            loop_io_park(c->loop, &c->io);  /* unread data stays readable */
+    }
+}
+
+/* ---- creation ---- */
+
+static void tune_socket(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void format_peer(char *buf, size_t len, const struct sockaddr *sa)
+{
+    char ip[INET6_ADDRSTRLEN] = "";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        port = ntohs(in->sin_port);
+        snprintf(buf, len, "%s:%d", ip, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+        snprintf(buf, len, "[%s]:%d", ip, port);
+    } else {
+        buf[0] = '\0';
+    }
+}
+
+static struct conn *conn_new(struct loop *l, const struct conn_ops *ops, void *ud)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->loop = l;
+    c->ops = ops;
+    c->ud = ud;
+    c->io.fd = -1;
+    c->out_cap = CONN_DEFAULT_CAP;
+    c->live_next = live_head;
+    if (live_head)
+        live_head->live_prev = c;
+    live_head = c;
+    live_count++;
+    return c;
+}
+
+/* Undoes conn_new for a conn that never got going. */
+static void discard(struct conn *c)
+{
+    c->state = C_CONNECTING;    /* anything but C_CLOSED */
+    loop_io_del(c->loop, &c->io);
+    c->io.fd = -1;
+    if (c->live_prev)
+        c->live_prev->live_next = c->live_next;
+    else
+        live_head = c->live_next;
+    if (c->live_next)
+        c->live_next->live_prev = c->live_prev;
+    live_count--;
+    free(c);
+}
+
+static void deferred_open(void *arg)
+{
+    struct conn *c = arg;
+    if (c->state == C_OPEN && c->ops->on_open)
+        c->ops->on_open(c);
+}
+
+struct conn *conn_adopt(struct loop *l, int fd, SSL_CTX *ctx,
+                        const struct conn_ops *ops, void *ud)
+{
+    struct conn *c = conn_new(l, ops, ud);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    tune_socket(fd);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        format_peer(c->peer, sizeof(c->peer), (struct sockaddr *)&ss);
+    if (ctx) {
+        c->ssl = SSL_new(ctx);
+        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)
+            goto fail;
+        SSL_set_accept_state(c->ssl);
+        c->state = C_HANDSHAKE;
+    } else {
+        c->state = C_OPEN;
+    }
+    if (loop_io_add(l, &c->io, fd, LOOP_READ, on_io) < 0)
+        goto fail;
+    if (!ctx && loop_defer(l, deferred_open, c) < 0)
+        goto fail;
+    return c;
+fail:
+    if (c->ssl)
+        SSL_free(c->ssl);
+    close(fd);
+    discard(c);
+    return NULL;
+}
+
+static void deferred_fail(void *arg)
+{
+    struct conn *c = arg;
+    if (c->state != C_CLOSED)
+        fail(c, c->deferred_error);
+}
+
+struct conn *conn_connect(struct loop *l, const struct sockaddr *addr,
+                          socklen_t addrlen, SSL_CTX *ctx, const char *host,
+                          bool host_is_ip, const struct conn_ops *ops, void *ud)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    struct conn *c = conn_new(l, ops, ud);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    tune_socket(fd);
+    format_peer(c->peer, sizeof(c->peer), addr);
+    if (ctx) {
+        c->ssl = SSL_new(ctx);
+        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 ||
+            (host && tls_client_set_host(c->ssl, host, host_is_ip) < 0)) {
+            if (c->ssl)
+                SSL_free(c->ssl);
+            close(fd);
+            discard(c);
+            return NULL;
+        }
+        SSL_set_connect_state(c->ssl);
+    }
+    c->state = C_CONNECTING;
+    if (loop_io_add(l, &c->io, fd, LOOP_WRITE, on_io) < 0) {
+        if (c->ssl)
+            SSL_free(c->ssl);
+        close(fd);
+        discard(c);
+        return NULL;
+    }
+    if (connect(fd, addr, addrlen) < 0 && errno != EINPROGRESS) {
+        /* Report through on_close like any other failure, but not from
+         * inside this call: the caller has not stored c yet. */
+        c->deferred_error = strerror(errno);
+        if (loop_defer(l, deferred_fail, c) < 0)
+            abort();
+    }
+    return c;
+}
+
+/* ---- control ---- */
+
+static void deferred_resume(void *arg)
+{
+    struct conn *c = arg;
+    c->resume_scheduled = false;
+    if (c->state == C_OPEN && !c->read_paused)
+        do_read(c);
+}
+
+void conn_pause_read(struct conn *c)
+{
+    if (c->state == C_CLOSED || c->read_paused)
+        return;
+    c->read_paused = true;
+    update_interest(c);
+}
+
+void conn_resume_read(struct conn *c)
+{
+    if (c->state == C_CLOSED)
+        return;
+    if (c->in_read_cb)
+        c->resumed_in_cb = true;
+    c->read_paused = false;
+    update_interest(c);
+    /* Held bytes, or bytes OpenSSL already decrypted, will not wake epoll. */
+    if (!c->resume_scheduled && c->state == C_OPEN &&
+        (c->held || (c->ssl && SSL_has_pending(c->ssl)))) {
+        if (loop_defer(c->loop, deferred_resume, c) == 0)
+            c->resume_scheduled = true;
+    }
+}
+
+void conn_shutdown_write(struct conn *c)
+{
+    if (c->state == C_CLOSED || c->shut_wr_wanted)
+        return;
+    c->shut_wr_wanted = true;
+    if (c->state == C_OPEN)
+        schedule_flush(c);
+}
+
+static void on_linger(struct loop_timer *t)
+{
+    struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, linger));
+    close_now(c);
+}
+
+void conn_close_after_flush(struct conn *c, uint64_t linger_ms)
+{
+    if (c->state == C_CLOSED)
+        return;
+    if (c->state != C_OPEN || c->out_pending == 0) {
+        close_now(c);
+        return;
+    }
+    c->closing_after_flush = true;
+    c->read_paused = true;
+    loop_timer_start(c->loop, &c->linger, linger_ms, on_linger);
+    schedule_flush(c);
+}
+
+void conn_close(struct conn *c)
+{
+    close_now(c);
+}
+
+size_t conn_live_count(void)
+{
+    return live_count;
+}
+
+void conn_close_all(void)
+{
+    while (live_head)
+        close_now(live_head);
+}
+
+/* ---- accessors ---- */
+
+struct loop *conn_loop(const struct conn *c) { return c->loop; }
+void *conn_ud(const struct conn *c) { return c->ud; }
+void conn_set_ud(struct conn *c, void *ud) { c->ud = ud; }
+void conn_set_ops(struct conn *c, const struct conn_ops *ops) { c->ops = ops; }
+int conn_fd(const struct conn *c) { return c->io.fd; }
+bool conn_is_tls(const struct conn *c) { return c->ssl != NULL; }
+const char *conn_peer(const struct conn *c) { return c->peer; }
+size_t conn_out_pending(const struct conn *c) { return c->out_pending; }
+void conn_set_high_water(struct conn *c, size_t bytes) { c->high_water = bytes; }
+void conn_set_out_cap(struct conn *c, size_t bytes) { c->out_cap = bytes; }
+
+size_t conn_buffered(const struct conn *c)
+{
+    return c->out_pending + (c->held_len - c->held_off);
+}

@@ -1,0 +1,273 @@
+/*
+ * drover-server: settings, startup and shutdown. The work is done by the
+ * modules in server/ and common/ on one event loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/netaddr.h"
+#include "common/url.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+static const char *check_listen(const char *v)
+{
+    struct netaddr a;
+    const char *why;
+    return netaddr_parse(v, &a, &why) < 0 ? why : NULL;
+}
+
+static const char *check_url(const char *v)
+{
+    struct url u;
+    const char *why;
+    if (url_parse(v, &u, &why) < 0)
+        return why;
+    return strcmp(u.scheme, "https") == 0 ? NULL : "must be an https:// URL";
+}
+
+static const char *check_level(const char *v)
+{
+    enum log_level l;
+    return log_parse_level(v, &l) < 0 ? "must be error, warn, info or debug" : NULL;
+}
+
+static const struct cfg_opt server_opts[] = {
+    { "listen", "DROVER_LISTEN", CFG_STRING, "127.0.0.1:8443", 0, 0,
+      "address and port to serve HTTPS on", check_listen },
+    { "server-url", "DROVER_SERVER_URL", CFG_STRING, NULL, 0, 0,
+      "URL agents dial and manifests embed (default https://<listen>)", check_url },
+    { "data-dir", "DROVER_DATA_DIR", CFG_STRING, "./drover-data", 0, 0,
+      "directory for the CA, certificates and state", NULL },
+    { "tls-cert", "DROVER_TLS_CERT", CFG_STRING, NULL, 0, 0,
+      "serving certificate chain (PEM); default: generated in data-dir", NULL },
+    { "tls-key", "DROVER_TLS_KEY", CFG_STRING, NULL, 0, 0,
+      "private key for tls-cert (PEM)", NULL },
+    { "agent-token", "DROVER_AGENT_TOKEN", CFG_STRING, NULL, 0, 0,
+      "credential agents present (default: generated in data-dir/agent-token)", NULL },
+    { "ping-interval", "DROVER_PING_INTERVAL", CFG_DURATION, "5s", 100, 3600000,
+      "keepalive ping interval on agent tunnels", NULL },
+    { "dead-after", "DROVER_DEAD_AFTER", CFG_DURATION, "15s", 300, 86400000,
+      "drop an agent silent for this long", NULL },
+    { "tcp-relay", "DROVER_TCP_RELAY", CFG_STRING, NULL, 0, 0,
+      "loopback relay ports: LISTEN=CLUSTER/HOST:PORT[,...]", relay_ports_check },
+    { "log-level", "DROVER_LOG_LEVEL", CFG_STRING, "info", 0, 0,
+      "error, warn, info or debug", check_level },
+};
+#define NOPTS (sizeof(server_opts) / sizeof(server_opts[0]))
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "drover-server: %s\n", msg);
+    return 2;
+}
+
+static int ensure_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+        return 0;
+    log_error("cannot create data-dir %s: %s", dir, strerror(errno));
+    return -1;
+}
+
+/* Reads data-dir/agent-token, creating it with a random token when absent. */
+static char *load_agent_token(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/agent-token", dir);
+    char buf[128];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+            n--;
+        if (n <= 0) {
+            log_error("%s is empty", path);
+            return NULL;
+        }
+        buf[n] = '\0';
+        return strdup(buf);
+    }
+    unsigned char rnd[24];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return NULL;
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(buf + 2 * i, 3, "%02x", rnd[i]);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf) || fsync(fd) < 0) {
+        log_error("cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    close(fd);
+    log_info("generated the agent token in %s", path);
+    return strdup(buf);
+}
+
+static int setup_tls(struct server *s, const struct netaddr *listen_addr)
+{
+    char err[512];
+    const char *cert = cfg_str(&s->cfg, "tls-cert"), *key = cfg_str(&s->cfg, "tls-key");
+    const char *dir = cfg_str(&s->cfg, "data-dir");
+    if (cert || key) {
+        if (!cert || !key) {
+            log_error("tls-cert and tls-key must be given together");
+            return -1;
+        }
+        if (tls_pki_from_files(cert, key, &s->pki, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return -1;
+        }
+    } else {
+        struct url u;
+        const char *why;
+        char listen_ip[64];
+        netaddr_format(listen_addr, listen_ip, sizeof(listen_ip));
+        *strrchr(listen_ip, ':') = '\0';
+        const char *hosts[2] = { listen_ip, NULL };
+        size_t nh = 1;
+        if (listen_ip[0] == '[') {
+            memmove(listen_ip, listen_ip + 1, strlen(listen_ip));
+            listen_ip[strlen(listen_ip) - 1] = '\0';
+        }
+        if (url_parse(s->server_url, &u, &why) == 0)
+            hosts[nh++] = u.host;
+        if (tls_pki_ensure(dir, hosts, nh, &s->pki, err, sizeof(err)) < 0) {
+            log_error("%s", err);
+            return -1;
+        }
+    }
+    s->tls = tls_server_ctx(s->pki.cert_file, s->pki.key_file, err, sizeof(err));
+    if (!s->tls) {
+        log_error("TLS setup: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_answered(const struct hs_req *r, int status, uint64_t usec, void *ud)
+{
+    (void)r;
+    (void)ud;
+    metrics_request(status, usec);
+}
+
+static int start(struct server *s)
+{
+    const char *why;
+    struct netaddr la;
+    netaddr_parse(cfg_str(&s->cfg, "listen"), &la, &why);
+    const char *url = cfg_str(&s->cfg, "server-url");
+    char hp[80];
+    netaddr_format(&la, hp, sizeof(hp));
+    snprintf(s->server_url, sizeof(s->server_url), url ? "%s" : "https://%s", url ? url : hp);
+    const char *dir = cfg_str(&s->cfg, "data-dir");
+    if (ensure_dir(dir) < 0 || setup_tls(s, &la) < 0)
+        return -1;
+    const char *tok = cfg_str(&s->cfg, "agent-token");
+    s->agent_token = tok ? strdup(tok) : load_agent_token(dir);
+    if (!s->agent_token)
+        return -1;
+    s->loop = loop_new();
+    struct tunnels_cfg tc = {
+        .tunnel = { .ping_interval_ms = cfg_duration_ms(&s->cfg, "ping-interval"),
+                    .dead_after_ms = cfg_duration_ms(&s->cfg, "dead-after") },
+        .agent_token = s->agent_token,
+    };
+    struct hs_cfg hc = { .on_answered = on_answered };
+    if (!s->loop || !(s->tunnels = tunnels_new(s->loop, &tc)) ||
+        !(s->https = hs_new(s->loop, s->tls, &hc, server_dispatch, s))) {
+        log_error("out of memory");
+        return -1;
+    }
+    if (hs_listen(s->https, &la, &why) < 0) {
+        log_error("cannot listen on %s: %s", hp, why);
+        return -1;
+    }
+    char err[300];
+    s->relays = relay_ports_new(s->loop, s->tunnels, cfg_str(&s->cfg, "tcp-relay"),
+                                err, sizeof(err));
+    if (!s->relays) {
+        log_error("%s", err);
+        return -1;
+    }
+    log_info("drover-server %s listening on https://%s (server-url %s)", DROVER_VERSION,
+             hp, s->server_url);
+    log_info("CA checksum %s", s->pki.checksum);
+    return 0;
+}
+
+static void on_flush_done(struct loop_timer *t)
+{
+    loop_stop(*(struct loop **)(t + 1));
+}
+
+/* Gives closing connections a moment to send their last frames. */
+static void flush_briefly(struct loop *l)
+{
+    struct {
+        struct loop_timer t;
+        struct loop *l;
+    } ft = { .l = l };
+    loop_timer_start(l, &ft.t, 300, on_flush_done);
+    loop_run(l);
+    loop_timer_stop(l, &ft.t);
+}
+
+static void shutdown_server(struct server *s)
+{
+    relay_ports_free(s->relays);
+    tunnels_free(s->tunnels);
+    hs_free(s->https);
+    if (s->loop) {
+        flush_briefly(s->loop);
+        conn_close_all();
+        loop_free(s->loop);
+    }
+    if (s->tls)
+        SSL_CTX_free(s->tls);
+    tls_pki_free(&s->pki);
+    free(s->agent_token);
+    cfg_free(&s->cfg);
+}
+
+int main(int argc, char **argv)
+{
+    struct server s = { 0 };
+    log_init("drover-server", LOG_INFO);
+    int rc = cfg_load(&s.cfg, server_opts, NOPTS, "drover-server",
+                      "the drover management server", argc, argv);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    enum log_level lvl;
+    log_parse_level(cfg_str(&s.cfg, "log-level"), &lvl);
+    log_set_level(lvl);
+    if (cfg_duration_ms(&s.cfg, "dead-after") <= cfg_duration_ms(&s.cfg, "ping-interval"))
+        return usage_error("invalid dead-after: must be longer than ping-interval");
+    signal(SIGPIPE, SIG_IGN);
+    if (start(&s) < 0) {
+        shutdown_server(&s);
+        return 1;
+    }
+    if (loop_stop_on_signals(s.loop) < 0) {
+        log_error("signalfd: %s", strerror(errno));
+        shutdown_server(&s);
+        return 1;
+    }
+    loop_run(s.loop);
+    if (loop_stopped_by(s.loop))
+        log_info("received %s, shutting down", strsignal(loop_stopped_by(s.loop)));
+    shutdown_server(&s);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,113 @@
+/*
+ * metrics: counters and Prometheus text. See metrics.h.
+ */
+#include "server/metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/relay.h"
+
+/* Latency buckets in seconds, as Prometheus histograms want them. */
+static const double bucket_le[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5 };
+#define NBUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
+
+static uint64_t by_code[600];
+static uint64_t buckets[NBUCKETS];
+static uint64_t req_count;
+static double req_sum;
+
+void metrics_request(int status, uint64_t usec)
+{
+    if (status >= 100 && status < 600)
+        by_code[status]++;
+    double s = (double)usec / 1e6;
+    for (size_t i = 0; i < NBUCKETS; i++)
+        if (s <= bucket_le[i])
+            buckets[i]++;
+    req_count++;
+    req_sum += s;
+}
+
+struct out {
+    char *buf;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+{
+    if (o->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->failed = 1;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        char *b = realloc(o->buf, o->cap * 2);
+        if (!b) {
+            o->failed = 1;
+            return;
+        }
+        o->buf = b;
+        o->cap *= 2;
+    }
+}
+
+char *metrics_render(struct tunnels *ts, size_t *len)
+{
+    struct out o = { .buf = malloc(8192), .cap = 8192 };
+    if (!o.buf)
+        return NULL;
+    struct tunnels_stats st;
+    tunnels_stats(ts, &st);
+    put(&o, "# HELP drover_tunnels Agent tunnels connected, by agent kind.\n"
+            "# TYPE drover_tunnels gauge\n"
+            "drover_tunnels{kind=\"cluster\"} %zu\ndrover_tunnels{kind=\"node\"} %zu\n",
+        st.cluster_agents, st.node_agents);
+    put(&o, "# HELP drover_streams_open Streams open over all tunnels.\n"
+            "# TYPE drover_streams_open gauge\ndrover_streams_open %zu\n", st.streams);
+    put(&o, "# HELP drover_tunnel_buffered_bytes Bytes held in tunnel buffers.\n"
+            "# TYPE drover_tunnel_buffered_bytes gauge\ndrover_tunnel_buffered_bytes %zu\n",
+        st.buffered);
+    put(&o, "# HELP drover_relays_open TCP relays open (relay ports).\n"
+            "# TYPE drover_relays_open gauge\ndrover_relays_open %lu\n", relay_count());
+    put(&o, "# HELP drover_relay_bytes_total Bytes relayed between connections and streams.\n"
+            "# TYPE drover_relay_bytes_total counter\n"
+            "drover_relay_bytes_total{direction=\"to_stream\"} %llu\n"
+            "drover_relay_bytes_total{direction=\"from_stream\"} %llu\n",
+        (unsigned long long)relay_bytes_to_stream(),
+        (unsigned long long)relay_bytes_from_stream());
+    put(&o, "# HELP drover_http_requests_total HTTP requests answered, by status code.\n"
+            "# TYPE drover_http_requests_total counter\n");
+    for (int c = 100; c < 600; c++)
+        if (by_code[c])
+            put(&o, "drover_http_requests_total{code=\"%d\"} %llu\n", c,
+                (unsigned long long)by_code[c]);
+    put(&o, "# HELP drover_http_request_duration_seconds Time to answer HTTP requests.\n"
+            "# TYPE drover_http_request_duration_seconds histogram\n");
+    for (size_t i = 0; i < NBUCKETS; i++)
+        put(&o, "drover_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+            bucket_le[i], (unsigned long long)buckets[i]);
+    put(&o, "drover_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+            "drover_http_request_duration_seconds_sum %.6f\n"
+            "drover_http_request_duration_seconds_count %llu\n",
+        (unsigned long long)req_count, req_sum, (unsigned long long)req_count);
+    if (o.failed) {
+        free(o.buf);
+        return NULL;
+    }
+    *len = o.len;
+    return o.buf;
+}

@@ -1,0 +1,74 @@
+/*
+ * routes: which handler answers which path. Unauthenticated endpoints
+ * (/cacerts, /healthz, /readyz, /version, /metrics) are answered here; the
+ * agents' websocket goes to tunnels.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "proto/frame.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+static bool path_is(const struct hs_req *r, const char *p)
+{
+    size_t n;
+    const char *path = hs_path(r, &n);
+    return n == strlen(p) && memcmp(path, p, n) == 0;
+}
+
+static void get_version(struct hs_req *r)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body),
+                     "{\"version\":\"%s\",\"protocol\":\"drover-tunnel.v%d\"}\n",
+                     DROVER_VERSION, TUN_VERSION);
+    hs_respond(r, 200, "application/json", body, (size_t)n, NULL);
+}
+
+static void get_metrics(struct server *s, struct hs_req *r)
+{
+    size_t len;
+    char *text = metrics_render(s->tunnels, &len);
+    if (!text) {
+        hs_error(r, 503, "ServiceUnavailable", "out of memory");
+        return;
+    }
+    hs_respond(r, 200, "text/plain; version=0.0.4", text, len, NULL);
+    free(text);
+}
+
+void server_dispatch(struct hs_req *r, void *ud)
+{
+    struct server *s = ud;
+    bool get = hs_method_is(r, "GET") || hs_method_is(r, "HEAD");
+    if (path_is(r, "/v3/connect")) {
+        if (!hs_method_is(r, "GET")) {
+            hs_error(r, 405, "MethodNotAllowed", "use GET with a websocket upgrade");
+            return;
+        }
+        tunnels_connect(s->tunnels, r);
+        return;
+    }
+    if (get && path_is(r, "/cacerts")) {
+        hs_respond(r, 200, "application/x-pem-file", s->pki.ca_pem, s->pki.ca_pem_len, NULL);
+        return;
+    }
+    if (get && (path_is(r, "/healthz") || path_is(r, "/readyz"))) {
+        hs_respond(r, 200, "text/plain", "ok\n", 3, NULL);
+        return;
+    }
+    if (get && path_is(r, "/version")) {
+        get_version(r);
+        return;
+    }
+    if (get && path_is(r, "/metrics")) {
+        get_metrics(s, r);
+        return;
+    }
+    size_t n;
+    const char *path = hs_path(r, &n);
+    hs_error(r, 404, "NotFound", "no such endpoint: %.*s", (int)(n > 200 ? 200 : n), path);
+}

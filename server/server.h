@@ -1,0 +1,32 @@
+/*
+ * server: drover-server's process-wide state, shared by its modules.
+ * One instance, created by main and owned by it.
+ */
+#ifndef DROVER_SERVER_H
+#define DROVER_SERVER_H
+
+#include <openssl/ssl.h>
+
+#include "common/config.h"
+#include "common/loop.h"
+#include "common/tls.h"
+#include "server/http_server.h"
+#include "server/relay_ports.h"
+#include "server/tunnels.h"
+
+struct server {
+    struct loop *loop;
+    struct cfg cfg;
+    struct tls_pki pki;
+    SSL_CTX *tls;
+    struct hs *https;
+    struct tunnels *tunnels;
+    struct relay_ports *relays;
+    char server_url[512];
+    char *agent_token;
+};
+
+/* Routes one HTTPS request (server/routes.c). */
+void server_dispatch(struct hs_req *r, void *ud);
+
+#endif
