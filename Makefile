@@ -40,6 +40,9 @@ FUZZ_SRCS   := $(wildcard fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB := $(BUILD)/libdrover.a
+# Each program's modules (all but main.c) also go into the test runner.
+SERVER_LIB := $(BUILD)/libserver.a
+SERVER_MODS := $(filter-out server/main.c,$(SERVER_SRCS))
 
 PROGRAMS := $(BIN)/drover-server $(BIN)/drover-cluster-agent $(BIN)/drover-node-agent
 TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
@@ -60,7 +63,11 @@ $(LIB): $(call obj,$(LIB_SRCS))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/drover-server: $(call obj,$(SERVER_SRCS)) $(LIB)
+$(SERVER_LIB): $(call obj,$(SERVER_MODS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/drover-server: $(BUILD)/obj/server/main.o $(SERVER_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BIN)/drover-cluster-agent: $(call obj,$(CAGENT_SRCS)) $(LIB)
@@ -70,7 +77,7 @@ $(BIN)/drover-node-agent: $(call obj,$(NAGENT_SRCS)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(call obj,$(SUPPORT_SRCS)) $(LIB)
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -85,7 +92,7 @@ $(BUILD)/tests/suites.c: $(UNIT_SRCS) $(INTEG_SRCS) Makefile
 	  for s in $(SUITES); do echo "    $$s,"; done; \
 	  echo '    0 };'; } > $@
 
-$(RUNNER): $(call obj,$(UNIT_SRCS) $(INTEG_SRCS) $(SUPPORT_SRCS) tests/run_tests.c) $(BUILD)/obj/suites.o $(LIB)
+$(RUNNER): $(call obj,$(UNIT_SRCS) $(INTEG_SRCS) $(SUPPORT_SRCS) tests/run_tests.c) $(BUILD)/obj/suites.o $(SERVER_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CHECK_LIBS) -o $@
 $(BUILD)/obj/suites.o: $(BUILD)/tests/suites.c

@@ -55,6 +55,15 @@ int db_fail(struct db *db, int code, const char *fmt, ...)
     return code;
 }
 
+int db_misuse(struct db *db, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(db->errmsg, sizeof(db->errmsg), fmt, ap);
+    va_end(ap);
+    return DB_ERROR;
+}
+
 /* ---- open / close ---- */
 
 static int is_pg_url(const char *s)
@@ -234,7 +243,7 @@ int db_bind_params(struct db_stmt *st, const struct db_param *params,
                    size_t n)
 {
     if (n > DB_MAX_PARAMS)
-        return db_fail(st->db, DB_ERROR, "too many parameters");
+        return db_misuse(st->db, "too many parameters");
     for (size_t i = 0; i < n; i++) {
         int rc = st->db->ops->bind(st, (int)i + 1, &params[i]);
         if (rc < 0)
@@ -305,7 +314,7 @@ int db_exec(struct db *db, const char *sql)
 int db_begin_iso(struct db *db, enum db_iso iso)
 {
     if (db->in_tx)
-        return db_fail(db, DB_ERROR, "transaction already open");
+        return db_misuse(db, "transaction already open");
     int rc = db->ops->begin(db, iso);
     if (rc < 0)
         return rc;
@@ -332,7 +341,7 @@ int db_rollback(struct db *db)
 int db_commit(struct db *db)
 {
     if (!db->in_tx)
-        return db_fail(db, DB_ERROR, "commit without a transaction");
+        return db_misuse(db, "commit without a transaction");
     int rc = db->tx_err;
     if (rc == 0)
         rc = db->ops->commit(db);

@@ -74,6 +74,11 @@ int db_fail(struct db *db, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int db_vfail(struct db *db, int code, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+/* A caller mistake caught before anything reached the database (bad index,
+ * nested begin): sets the message, returns DB_ERROR, and leaves an open
+ * transaction alive, as the server would never have seen it. */
+int db_misuse(struct db *db, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 int db_open_flags(const struct db_options *opt, unsigned flags,
                   struct db **out, char *err, size_t errlen);

@@ -112,6 +112,29 @@ static size_t translate_pass(const char *sql, char *out, size_t cap, int *n)
     return o;
 }
 
+/* Whether something other than blanks follows a ';' outside literals and
+ * comments: the extended protocol runs one statement, and SQLite's prepare
+ * refuses a second one, so refuse it here too, before it reaches the server. */
+static bool has_second_statement(const char *s)
+{
+    bool after_semi = false;
+    for (size_t i = 0; s[i];) {
+        size_t end = skip_region(s, i);
+        if (end > i && s[i] != '-' && s[i] != '/' && after_semi)
+            return true;
+        if (end > i) {
+            i = end;
+            continue;
+        }
+        if (s[i] == ';')
+            after_semi = true;
+        else if (after_semi && !strchr(" \t\r\n", s[i]))
+            return true;
+        i++;
+    }
+    return false;
+}
+
 char *db_pg_translate(const char *sql, int *nparams)
 {
     int n;
@@ -174,6 +197,15 @@ static int result_fail(struct db *db, PGresult *r)
 
 /* ---- connection ---- */
 
+/* libpq prints NOTICEs (e.g. "drop cascades to ...") to stderr by default;
+ * they are not errors, so they go to the debug log, primary line only. */
+static void on_notice(void *arg, const PGresult *r)
+{
+    (void)arg;
+    const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    log_debug("datastore: postgres notice: %s", m ? m : "?");
+}
+
 static PGconn *pg_connect(struct pg_conn *pc)
 {
     /* Our defaults come before dbname, which expands the URL: a setting
@@ -186,7 +218,10 @@ static PGconn *pg_connect(struct pg_conn *pc)
     const char *const vals[] = {
         pc->timeout, "drover-server", "UTF8", "30", "10", "3", pc->url, NULL,
     };
-    return PQconnectdbParams(keys, vals, 1);
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c)
+        PQsetNoticeReceiver(c, on_notice, NULL);
+    return c;
 }
 
 /* Makes sure there is a live connection, reconnecting outside a
@@ -313,6 +348,8 @@ static void pg_finalize(struct db_stmt *st)
 
 static int pg_prepare(struct db *db, const char *sql, struct db_stmt **out)
 {
+    if (has_second_statement(sql))
+        return db_misuse(db, "one statement per db_prepare");
     int rc = pg_ensure(db);
     if (rc < 0)
         return rc;
@@ -371,9 +408,9 @@ static int pg_bind(struct db_stmt *st, int idx, const struct db_param *p)
 {
     struct pg_stmt *ps = PS(st);
     if (idx < 1 || idx > ps->nparams)
-        return db_fail(st->db, DB_ERROR, "parameter %d out of range", idx);
+        return db_misuse(st->db, "parameter %d out of range", idx);
     if (p->type == DB_T_BLOB && p->len > (size_t)INT32_MAX)
-        return db_fail(st->db, DB_ERROR, "blob parameter too large");
+        return db_misuse(st->db, "blob parameter too large");
     size_t len;
     int oom;
     char *v = param_copy(p, &len, &oom);

@@ -80,12 +80,12 @@ static int lite_prepare(struct db *db, const char *sql, struct db_stmt **out)
     if (rc != SQLITE_OK)
         return lite_fail(db, rc);
     if (!s)
-        return db_fail(db, DB_ERROR, "empty statement");
+        return db_misuse(db, "empty statement");
     /* PostgreSQL refuses several statements with parameters; refuse here
      * too rather than silently ignoring the rest. */
     if (tail && !only_space(tail)) {
         sqlite3_finalize(s);
-        return db_fail(db, DB_ERROR, "one statement per db_prepare");
+        return db_misuse(db, "one statement per db_prepare");
     }
     struct lite_stmt *ls = calloc(1, sizeof(*ls));
     if (!ls) {
@@ -135,7 +135,7 @@ static int lite_bind(struct db_stmt *st, int idx, const struct db_param *p)
         break;
     }
     if (rc == SQLITE_RANGE)
-        return db_fail(st->db, DB_ERROR, "parameter %d out of range", idx);
+        return db_misuse(st->db, "parameter %d out of range", idx);
     return rc == SQLITE_OK ? DB_OK : lite_fail(st->db, rc);
 }
 
@@ -307,11 +307,29 @@ static int pragma_expect(sqlite3 *h, const char *sql, const char *want)
     return ok ? 0 : -1;
 }
 
+/*
+ * Switching to WAL needs an exclusive lock and can fail with SQLITE_BUSY
+ * without consulting the busy handler while another connection is opening
+ * the same new file, so retry for up to the busy timeout. Once the file is
+ * in WAL mode (it stays so), the first check answers without any lock.
+ */
+static int enable_wal(sqlite3 *h, unsigned timeout_ms)
+{
+    for (unsigned waited = 0;; waited += 10) {
+        if (pragma_expect(h, "PRAGMA journal_mode", "wal") == 0 ||
+            pragma_expect(h, "PRAGMA journal_mode=WAL", "wal") == 0)
+            return 0;
+        if ((sqlite3_errcode(h) & 0xff) != SQLITE_BUSY || waited >= timeout_ms)
+            return -1;
+        sqlite3_sleep(10);
+    }
+}
+
 static int configure(struct db *db, sqlite3 *h, char *err, size_t errlen)
 {
     sqlite3_extended_result_codes(h, 1);
     sqlite3_busy_timeout(h, (int)db->busy_timeout_ms);
-    if (pragma_expect(h, "PRAGMA journal_mode=WAL", "wal") < 0) {
+    if (enable_wal(h, db->busy_timeout_ms) < 0) {
         snprintf(err, errlen, "sqlite: cannot enable WAL: %s",
                  sqlite3_errmsg(h));
         return DB_UNAVAILABLE;

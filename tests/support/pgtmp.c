@@ -234,6 +234,10 @@ static int initdb(struct pgtmp *t, char *err, size_t errlen)
     char *const argv[] = { exe, "-D", t->data, "-U", "postgres", "-A",
                            "trust", "-E", "UTF8", "--locale=C", "--no-sync",
                            NULL };
+    if (access(exe, X_OK) < 0) {
+        snprintf(err, errlen, "pgtmp: cannot run %s: %s", exe, strerror(errno));
+        return -1;
+    }
     if (run_tool(t, argv, PGTMP_INITDB_MS) < 0) {
         fail(t, err, errlen, "initdb failed or timed out");
         return -1;

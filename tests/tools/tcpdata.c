@@ -1167,7 +1167,10 @@ static int cmd_hold(const struct opts *o)
 		goto out;
 	printf("mode=hold read=%llu\n", (unsigned long long)o->stall_after);
 	fflush(stdout);
-	/* The far reader stops for good; the open socket makes the sender stall. */
+	free(c);
+	free(buf);
+	freeaddrinfo(ai);
+	/* The far reader stops for good; only fd stays, so the sender stalls. */
 	for (;;)
 		pause();
 out:

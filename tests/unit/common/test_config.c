@@ -105,9 +105,12 @@ static int run_opts(struct cfg *c, const struct cfg_opt *opts, size_t n,
 }
 #define RUN(c, ...) run_opts((c), T, NT, (const char *const[]){ __VA_ARGS__ })
 
-/* Writes text to a fresh .yaml file whose path is left in g_path. */
+/* Writes text to a fresh .yaml file whose path is left in g_path (the
+ * previous one is removed: one file per test at a time). */
 static const char *yaml(const char *text)
 {
+    if (g_path[0])
+        unlink(g_path);
     snprintf(g_path, sizeof g_path, "/tmp/drover-cfg-XXXXXX.yaml");
     int fd = mkstemps(g_path, 5);
     ck_assert_int_ge(fd, 0);
