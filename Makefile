@@ -14,6 +14,9 @@ else
 BUILD := build/san
 BIN   := build/san/bin
 SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+# A small quarantine keeps memory measurements in the tests meaningful.
+export ASAN_OPTIONS ?= quarantine_size_mb=4:detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
 PKGS     := openssl jansson yaml-0.1 sqlite3 libpq

@@ -41,10 +41,10 @@ enum db_code {
     DB_NOTFOUND = -1,       /* a helper expected a row and got none */
     DB_CONFLICT = -2,       /* unique / primary key violation */
     DB_CONSTRAINT = -3,     /* other constraint: foreign key, check, not null */
-    DB_BUSY = -4,           /* retryable: locked, serialization failure, deadlock */
-    DB_UNAVAILABLE = -5,    /* cannot connect, connection lost, disk full / I/O */
+    DB_BUSY = -4,           /* retryable: locked, serialization, deadlock */
+    DB_UNAVAILABLE = -5,    /* cannot connect, connection lost, disk, I/O */
     DB_QUEUE_FULL = -6,     /* db_pool_submit: the queue is at its cap */
-    DB_CANCELLED = -7,      /* db_pool: the work never ran (pool shutting down) */
+    DB_CANCELLED = -7,      /* db_pool: the work never ran (shutting down) */
     DB_ERROR = -8,          /* anything else, including misuse */
 };
 
@@ -54,9 +54,10 @@ struct db;
 struct db_stmt;
 
 struct db_options {
-    const char *datastore;      /* "sqlite", or "postgres://..." / "postgresql://..." */
-    const char *data_dir;       /* SQLite: holds drover.db; created 0700 if missing */
-    unsigned busy_timeout_ms;   /* SQLite: how long to wait for a lock; 0 = 5000 */
+    /* "sqlite", or "postgres://..." / "postgresql://..." (libpq URL) */
+    const char *datastore;
+    const char *data_dir;       /* SQLite: holds drover.db; made 0700 */
+    unsigned busy_timeout_ms;   /* SQLite: wait for a lock; 0 = 5000 */
     unsigned connect_timeout_s; /* PostgreSQL: per connection attempt; 0 = 5 */
     unsigned tx_attempts;       /* db_tx(): tries before giving up; 0 = 5 */
 };
@@ -138,7 +139,8 @@ struct db_param {
 };
 #define DB_TEXT(s)      ((struct db_param){ .type = DB_T_TEXT, .text = (s) })
 #define DB_INT(v)       ((struct db_param){ .type = DB_T_INT64, .i = (v) })
-#define DB_BLOB(p, n)   ((struct db_param){ .type = DB_T_BLOB, .blob = (p), .len = (n) })
+#define DB_BLOB(p, n)   ((struct db_param){ .type = DB_T_BLOB, .blob = (p), \
+                                         .len = (n) })
 #define DB_NULL         ((struct db_param){ .type = DB_T_NULL })
 /* Expands to "array, count": db_execp(db, sql, DB_ARGS(DB_TEXT(n)), NULL) */
 #define DB_ARGS(...) (const struct db_param[]){ __VA_ARGS__ }, \
