@@ -158,6 +158,7 @@ static void on_ws_open(struct ws *w)
     struct tunnel_cfg tc = {
         .ping_interval_ms = a->cfg->ping_interval_ms,
         .dead_after_ms = a->cfg->dead_after_ms,
+        .window = a->cfg->window,
     };
     a->ws = NULL;
     a->t = tunnel_new(a->loop, w, false, &tc, &agent_tunnel_ops, a);

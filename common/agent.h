@@ -28,6 +28,7 @@ struct agent_cfg {
     bool node_role;
     const char *allow_dial;
     uint64_t ping_interval_ms, dead_after_ms;
+    uint32_t window;            /* stream receive window; 0 = default */
     uint64_t backoff_base_ms, backoff_max_ms;
 };
 

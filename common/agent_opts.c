@@ -41,5 +41,6 @@ int agent_opts_apply(const struct cfg *c, const char *prog, struct agent_cfg *ou
     out->allow_dial = cfg_str(c, "allow-dial");
     out->ping_interval_ms = cfg_duration_ms(c, "ping-interval");
     out->dead_after_ms = cfg_duration_ms(c, "dead-after");
+    out->window = (uint32_t)cfg_size(c, "stream-window");
     return 0;
 }

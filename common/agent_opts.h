@@ -28,6 +28,8 @@ const char *agent_check_level(const char *v);
       "keepalive ping interval", NULL },                                          \
     { "dead-after", "DROVER_DEAD_AFTER", CFG_DURATION, "15s", 300, 86400000,      \
       "drop the link after this long without a word from the server", NULL },    \
+    { "stream-window", "DROVER_STREAM_WINDOW", CFG_SIZE, "256KiB", 65536, 16777216,\
+      "receive window granted to each tunnel stream", NULL },                     \
     { "log-level", "DROVER_LOG_LEVEL", CFG_STRING, "info", 0, 0,                  \
       "error, warn, info or debug", agent_check_level }
 

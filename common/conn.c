@@ -13,11 +13,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
+#include <pthread.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/tls.h"
@@ -26,6 +29,8 @@
 #define CONN_READ_BUDGET  (512 * 1024)  /* per event, for fairness */
 #define CONN_OUT_CHUNK    (64 * 1024)
 #define CONN_DEFAULT_CAP  (16u * 1024 * 1024)
+#define CONN_ENC_AHEAD    (256u * 1024)     /* encrypt at most this far ahead */
+#define CONN_IOV          32
 
 enum conn_state { C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSED };
 
@@ -44,15 +49,17 @@ struct conn {
     enum conn_state state;
     bool read_paused, eof_seen, shut_wr_wanted, shut_wr_done;
     bool closing_after_flush, flush_scheduled, resume_scheduled;
-    bool tls_read_wants_write, tls_write_wants_read, drain_wanted;
+    bool tls_write_wants_read, drain_wanted;
     bool in_read_cb, resumed_in_cb;
     const char *deferred_error;
 
     uint8_t *held;              /* read data the owner did not take yet */
     size_t held_off, held_len;
 
-    struct out_chunk *out_head, *out_tail;
+    struct out_chunk *out_head, *out_tail;    /* plaintext to send */
     size_t out_pending, out_cap, high_water;
+    struct out_chunk *enc_head, *enc_tail;    /* TLS records for the socket */
+    size_t enc_pending;
 
     struct loop_timer linger;
     struct conn *live_prev, *live_next;    /* every open conn of the thread */
@@ -66,6 +73,11 @@ static __thread uint8_t read_buf[CONN_READ_CHUNK];
 
 static void do_flush(struct conn *c);
 static void do_read(struct conn *c);
+static void schedule_flush(struct conn *c);
+static int queue_append(struct out_chunk **head, struct out_chunk **tail, size_t *pending,
+                        const void *data, size_t len);
+static int queue_write(struct conn *c, struct out_chunk **head, struct out_chunk **tail,
+                       size_t *pending, const char **why);
 
 /* ---- small helpers ---- */
 
@@ -74,16 +86,23 @@ static void free_conn(void *arg)
     free(arg);
 }
 
-static void free_buffers(struct conn *c)
+static void free_chunks(struct out_chunk *ch)
 {
-    struct out_chunk *ch = c->out_head;
     while (ch) {
         struct out_chunk *n = ch->next;
         free(ch);
         ch = n;
     }
+}
+
+static void free_buffers(struct conn *c)
+{
+    free_chunks(c->out_head);
     c->out_head = c->out_tail = NULL;
     c->out_pending = 0;
+    free_chunks(c->enc_head);
+    c->enc_head = c->enc_tail = NULL;
+    c->enc_pending = 0;
     free(c->held);
     c->held = NULL;
     c->held_len = c->held_off = 0;
@@ -134,12 +153,11 @@ static void update_interest(struct conn *c)
     if (c->state == C_CONNECTING)
         ev = LOOP_WRITE;
     else {
-        if ((!c->read_paused && !c->eof_seen) || c->tls_write_wants_read)
+        if ((!c->read_paused && !c->eof_seen) || c->tls_write_wants_read ||
+            c->state == C_HANDSHAKE)
             ev |= LOOP_READ;
-        if (c->out_pending > 0 || c->tls_read_wants_write)
+        if (c->out_pending > 0 || c->enc_pending > 0)
             ev |= LOOP_WRITE;
-        if (c->state == C_HANDSHAKE)
-            ev = c->tls_read_wants_write ? LOOP_WRITE : LOOP_READ;
     }
     loop_io_mod(c->loop, &c->io, ev);
 }
@@ -163,25 +181,32 @@ static const char *tls_failure(struct conn *c, char *buf, size_t len)
 static void opened(struct conn *c)
 {
     c->state = C_OPEN;
-    c->tls_read_wants_write = false;
     update_interest(c);
     if (c->ops->on_open)
         c->ops->on_open(c);
-    if (c->state == C_OPEN && c->out_pending)
+    if (c->state == C_OPEN && (c->out_pending || c->enc_pending))
         do_flush(c);
+    /* Read-ahead may have pulled application data in with the handshake's
+     * last flight; epoll will not report it again. */
+    if (c->state == C_OPEN && c->ssl && SSL_has_pending(c->ssl) && !c->read_paused)
+        conn_resume_read(c);
 }
+
+static bool flush_enc(struct conn *c);
 
 static void do_handshake(struct conn *c)
 {
     ERR_clear_error();
     int r = SSL_do_handshake(c->ssl);
+    int err = r == 1 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, r);
+    /* Whatever the handshake produced (even a fatal alert) goes out now. */
+    if (!flush_enc(c))
+        return;
     if (r == 1) {
         opened(c);
         return;
     }
-    int err = SSL_get_error(c->ssl, r);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-        c->tls_read_wants_write = (err == SSL_ERROR_WANT_WRITE);
         update_interest(c);
         return;
     }
@@ -276,16 +301,14 @@ static ssize_t read_once(struct conn *c)
     }
     ERR_clear_error();
     int n = SSL_read(c->ssl, read_buf, sizeof(read_buf));
+    /* Reading can make TLS answer (session tickets, key updates). */
+    if (c->enc_pending)
+        schedule_flush(c);
     if (n > 0)
         return n;
     int err = SSL_get_error(c->ssl, n);
-    if (err == SSL_ERROR_WANT_READ)
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
         return 0;
-    if (err == SSL_ERROR_WANT_WRITE) {
-        c->tls_read_wants_write = true;
-        update_interest(c);
-        return 0;
-    }
     if (err == SSL_ERROR_ZERO_RETURN ||
         (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
         got_eof(c);
@@ -327,7 +350,6 @@ static bool deliver_held(struct conn *c)
 static void do_read(struct conn *c)
 {
     size_t budget = CONN_READ_BUDGET;
-    c->tls_read_wants_write = false;
     if (c->held && (c->read_paused || !deliver_held(c)))
         return;
     while (c->state == C_OPEN && !c->read_paused && !c->eof_seen) {
@@ -359,9 +381,13 @@ static void flush_done(struct conn *c)
         else
             shutdown(c->io.fd, SHUT_WR);
     }
-    if (c->out_pending == 0 && c->closing_after_flush) {
-        if (c->ssl)
-            SSL_shutdown(c->ssl);   /* best effort close_notify */
+    if (c->out_pending == 0 && c->enc_pending == 0 && c->closing_after_flush) {
+        if (c->ssl) {
+            /* Best effort close_notify: one try, no waiting. */
+            SSL_shutdown(c->ssl);
+            const char *why;
+            queue_write(c, &c->enc_head, &c->enc_tail, &c->enc_pending, &why);
+        }
         close_now(c);
         return;
     }
@@ -373,61 +399,140 @@ static void flush_done(struct conn *c)
     }
 }
 
-/* Writes the head chunk once. 1 progress, 0 would block, -1 failed. */
-static int write_once(struct conn *c, const char **why)
+/* Appends len bytes at the tail of a chunk queue. 0 or -1 (ENOMEM). */
+static int queue_append(struct out_chunk **head, struct out_chunk **tail, size_t *pending,
+                        const void *data, size_t len)
 {
-    struct out_chunk *ch = c->out_head;
-    const uint8_t *p = ch->data + ch->off;
-    size_t n = ch->len - ch->off;
-    ssize_t w;
-    if (c->ssl) {
-        ERR_clear_error();
-        int r = SSL_write(c->ssl, p, (int)n);
-        if (r <= 0) {
-            int err = SSL_get_error(c->ssl, r);
-            if (err == SSL_ERROR_WANT_WRITE)
-                return 0;
-            if (err == SSL_ERROR_WANT_READ) {
-                c->tls_write_wants_read = true;
-                return 0;
-            }
-            static __thread char buf[300];
-            *why = tls_failure(c, buf, sizeof(buf));
-            return -1;
+    const uint8_t *p = data;
+    while (len > 0) {
+        struct out_chunk *t = *tail;
+        if (!t || t->len == t->cap) {
+            size_t cap = len > CONN_OUT_CHUNK ? len : CONN_OUT_CHUNK;
+            t = malloc(sizeof(*t) + cap);
+            if (!t)
+                return -1;
+            t->next = NULL;
+            t->off = t->len = 0;
+            t->cap = cap;
+            if (*tail)
+                (*tail)->next = t;
+            else
+                *head = t;
+            *tail = t;
         }
-        w = r;
-    } else {
-        w = send(c->io.fd, p, n, MSG_NOSIGNAL);
+        size_t n = t->cap - t->len < len ? t->cap - t->len : len;
+        memcpy(t->data + t->len, p, n);
+        t->len += n;
+        *pending += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Drops n sent bytes from the front of a queue. */
+static void queue_consume(struct out_chunk **head, struct out_chunk **tail, size_t *pending,
+                          size_t n)
+{
+    *pending -= n;
+    while (n > 0) {
+        struct out_chunk *ch = *head;
+        size_t k = ch->len - ch->off < n ? ch->len - ch->off : n;
+        ch->off += k;
+        n -= k;
+        if (ch->off == ch->len) {
+            *head = ch->next;
+            if (!*head)
+                *tail = NULL;
+            free(ch);
+        }
+    }
+}
+
+/* Writes as much of a queue to the socket as it takes, many chunks per
+ * syscall. 1 queue empty, 0 would block, -1 failed (*why). */
+static int queue_write(struct conn *c, struct out_chunk **head, struct out_chunk **tail,
+                       size_t *pending, const char **why)
+{
+    while (*head) {
+        struct iovec iov[CONN_IOV];
+        int n = 0;
+        for (struct out_chunk *ch = *head; ch && n < CONN_IOV; ch = ch->next, n++) {
+            iov[n].iov_base = ch->data + ch->off;
+            iov[n].iov_len = ch->len - ch->off;
+        }
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        ssize_t w = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 return 0;
             *why = strerror(errno);
             return -1;
         }
-    }
-    ch->off += (size_t)w;
-    c->out_pending -= (size_t)w;
-    if (ch->off == ch->len) {
-        c->out_head = ch->next;
-        if (!c->out_head)
-            c->out_tail = NULL;
-        free(ch);
+        queue_consume(head, tail, pending, (size_t)w);
     }
     return 1;
+}
+
+/* TLS: turns plaintext into records (in enc, through the queue BIO) while
+ * enc is short. 0, or -1 failed (*why). */
+static int tls_encrypt(struct conn *c, const char **why)
+{
+    while (c->out_head && c->enc_pending < CONN_ENC_AHEAD) {
+        struct out_chunk *ch = c->out_head;
+        ERR_clear_error();
+        int r = SSL_write(c->ssl, ch->data + ch->off, (int)(ch->len - ch->off));
+        if (r <= 0) {
+            int err = SSL_get_error(c->ssl, r);
+            if (err == SSL_ERROR_WANT_READ) {
+                c->tls_write_wants_read = true;
+                return 0;
+            }
+            if (err == SSL_ERROR_WANT_WRITE)
+                return 0;
+            static __thread char buf[300];
+            *why = tls_failure(c, buf, sizeof(buf));
+            return -1;
+        }
+        queue_consume(&c->out_head, &c->out_tail, &c->out_pending, (size_t)r);
+    }
+    return 0;
+}
+
+/* Sends what TLS produced. false if the conn failed. */
+static bool flush_enc(struct conn *c)
+{
+    const char *why = NULL;
+    if (c->enc_pending &&
+        queue_write(c, &c->enc_head, &c->enc_tail, &c->enc_pending, &why) < 0) {
+        fail(c, why);
+        return false;
+    }
+    return true;
 }
 
 static void do_flush(struct conn *c)
 {
     c->tls_write_wants_read = false;
-    while (c->state == C_OPEN && c->out_head) {
+    while (c->state == C_OPEN) {
         const char *why = NULL;
-        int r = write_once(c, &why);
+        int r;
+        if (!c->ssl) {
+            r = queue_write(c, &c->out_head, &c->out_tail, &c->out_pending, &why);
+        } else {
+            if (tls_encrypt(c, &why) < 0)
+                r = -1;
+            else
+                r = queue_write(c, &c->enc_head, &c->enc_tail, &c->enc_pending, &why);
+            /* More plaintext may fit now that records left. */
+            if (r == 1 && c->out_head && !c->tls_write_wants_read)
+                continue;
+        }
         if (r < 0) {
             fail(c, why);
             return;
         }
-        if (r == 0)
-            break;
+        break;
     }
     if (c->state == C_OPEN)
         flush_done(c);
@@ -459,31 +564,7 @@ static void schedule_flush(struct conn *c)
 
 static int append(struct conn *c, const void *data, size_t len)
 {
-    const uint8_t *p = data;
-    while (len > 0) {
-        struct out_chunk *t = c->out_tail;
-        if (!t || t->len == t->cap) {
-            size_t cap = len > CONN_OUT_CHUNK ? len : CONN_OUT_CHUNK;
-            t = malloc(sizeof(*t) + cap);
-            if (!t)
-                return -1;
-            t->next = NULL;
-            t->off = t->len = 0;
-            t->cap = cap;
-            if (c->out_tail)
-                c->out_tail->next = t;
-            else
-                c->out_head = t;
-            c->out_tail = t;
-        }
-        size_t n = t->cap - t->len < len ? t->cap - t->len : len;
-        memcpy(t->data + t->len, p, n);
-        t->len += n;
-        c->out_pending += n;
-        p += n;
-        len -= n;
-    }
-    return 0;
+    return queue_append(&c->out_head, &c->out_tail, &c->out_pending, data, len);
 }
 
 int conn_write2(struct conn *c, const void *a, size_t alen,
@@ -548,6 +629,8 @@ static void on_io(struct loop_io *io, unsigned events)
         finish_connect(c);
         return;
     case C_HANDSHAKE:
+        if ((events & LOOP_WRITE) && !flush_enc(c))
+            return;
         do_handshake(c);
         return;
     case C_OPEN:
@@ -557,8 +640,7 @@ static void on_io(struct loop_io *io, unsigned events)
     }
     if ((events & LOOP_WRITE) || ((events & LOOP_READ) && c->tls_write_wants_read))
         do_flush(c);
-    if (c->state == C_OPEN &&
-        ((events & LOOP_READ) || ((events & LOOP_WRITE) && c->tls_read_wants_write)))
+    if (c->state == C_OPEN && (events & LOOP_READ))
         do_read(c);
     /* epoll repeats a hang-up for as long as the socket is registered. */
     if (c->state == C_OPEN && (events & LOOP_HUP)) {
@@ -597,6 +679,62 @@ static void format_peer(char *buf, size_t len, const struct sockaddr *sa)
     } else {
         buf[0] = '\0';
     }
+}
+
+/* ---- TLS BIOs ----
+ * Reads come straight from the socket (with read-ahead, several records per
+ * syscall). Writes go to a BIO that appends records to the conn's enc queue,
+ * so a batch of records leaves in one sendmsg instead of one write(2) per
+ * 16 KiB record, and OpenSSL never sees a blocked socket. */
+
+static BIO_METHOD *queue_bio;
+static pthread_once_t queue_bio_once = PTHREAD_ONCE_INIT;
+
+static int qbio_write(BIO *b, const char *data, int len)
+{
+    struct conn *c = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len < 0 || queue_append(&c->enc_head, &c->enc_tail, &c->enc_pending, data,
+                                (size_t)len) < 0)
+        return -1;
+    return len;
+}
+
+static long qbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static void make_queue_bio(void)
+{
+    queue_bio = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "drover-queue");
+    if (queue_bio) {
+        BIO_meth_set_write(queue_bio, qbio_write);
+        BIO_meth_set_ctrl(queue_bio, qbio_ctrl);
+    }
+}
+
+static int attach_tls(struct conn *c, SSL_CTX *ctx, int fd)
+{
+    pthread_once(&queue_bio_once, make_queue_bio);
+    c->ssl = SSL_new(ctx);
+    if (!c->ssl || !queue_bio)
+        return -1;
+    BIO *rb = BIO_new_socket(fd, BIO_NOCLOSE);
+    BIO *wb = BIO_new(queue_bio);
+    if (!rb || !wb) {
+        BIO_free(rb);
+        BIO_free(wb);
+        return -1;
+    }
+    BIO_set_data(wb, c);
+    BIO_set_init(wb, 1);
+    SSL_set_bio(c->ssl, rb, wb);
+    SSL_set_read_ahead(c->ssl, 1);
+    return 0;
 }
 
 static struct conn *conn_new(struct loop *l, const struct conn_ops *ops, void *ud)
@@ -654,8 +792,7 @@ struct conn *conn_adopt(struct loop *l, int fd, SSL_CTX *ctx,
     if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
         format_peer(c->peer, sizeof(c->peer), (struct sockaddr *)&ss);
     if (ctx) {
-        c->ssl = SSL_new(ctx);
-        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)
+        if (attach_tls(c, ctx, fd) < 0)
             goto fail;
         SSL_set_accept_state(c->ssl);
         c->state = C_HANDSHAKE;
@@ -697,8 +834,7 @@ struct conn *conn_connect(struct loop *l, const struct sockaddr *addr,
     tune_socket(fd);
     format_peer(c->peer, sizeof(c->peer), addr);
     if (ctx) {
-        c->ssl = SSL_new(ctx);
-        if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1 ||
+        if (attach_tls(c, ctx, fd) < 0 ||
             (host && tls_client_set_host(c->ssl, host, host_is_ip) < 0)) {
             if (c->ssl)
                 SSL_free(c->ssl);
@@ -820,5 +956,5 @@ void conn_set_out_cap(struct conn *c, size_t bytes) { c->out_cap = bytes; }
 
 size_t conn_buffered(const struct conn *c)
 {
-    return c->out_pending + (c->held_len - c->held_off);
+    return c->out_pending + c->enc_pending + (c->held_len - c->held_off);
 }

@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <stddef.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,6 +59,8 @@ static const struct cfg_opt server_opts[] = {
       "keepalive ping interval on agent tunnels", NULL },
     { "dead-after", "DROVER_DEAD_AFTER", CFG_DURATION, "15s", 300, 86400000,
       "drop an agent silent for this long", NULL },
+    { "stream-window", "DROVER_STREAM_WINDOW", CFG_SIZE, "256KiB", 65536, 16777216,
+      "receive window granted to each tunnel stream (flow control)", NULL },
     { "tcp-relay", "DROVER_TCP_RELAY", CFG_STRING, NULL, 0, 0,
       "loopback relay ports: LISTEN=CLUSTER/HOST:PORT[,...]", relay_ports_check },
     { "log-level", "DROVER_LOG_LEVEL", CFG_STRING, "info", 0, 0,
@@ -162,6 +166,16 @@ static void on_answered(const struct hs_req *r, int status, uint64_t usec, void 
     metrics_request(status, usec);
 }
 
+/* Idle tunnels are many small long-lived objects between the holes that
+ * handshakes and bursts leave in the heap; give those pages back now and
+ * then so the resident size reflects what is really in use. */
+static void on_trim(struct loop_timer *t)
+{
+    struct server *s = (struct server *)((char *)t - offsetof(struct server, trim));
+    malloc_trim(0);
+    loop_timer_start(s->loop, &s->trim, 10000, on_trim);
+}
+
 static int start(struct server *s)
 {
     const char *why;
@@ -181,7 +195,8 @@ static int start(struct server *s)
     s->loop = loop_new();
     struct tunnels_cfg tc = {
         .tunnel = { .ping_interval_ms = cfg_duration_ms(&s->cfg, "ping-interval"),
-                    .dead_after_ms = cfg_duration_ms(&s->cfg, "dead-after") },
+                    .dead_after_ms = cfg_duration_ms(&s->cfg, "dead-after"),
+                    .window = (uint32_t)cfg_size(&s->cfg, "stream-window") },
         .agent_token = s->agent_token,
     };
     struct hs_cfg hc = { .on_answered = on_answered };
@@ -204,6 +219,7 @@ static int start(struct server *s)
     log_info("drover-server %s listening on https://%s (server-url %s)", DROVER_VERSION,
              hp, s->server_url);
     log_info("CA checksum %s", s->pki.checksum);
+    loop_timer_start(s->loop, &s->trim, 10000, on_trim);
     return 0;
 }
 
@@ -226,6 +242,8 @@ static void flush_briefly(struct loop *l)
 
 static void shutdown_server(struct server *s)
 {
+    if (s->loop)
+        loop_timer_stop(s->loop, &s->trim);
     relay_ports_free(s->relays);
     tunnels_free(s->tunnels);
     hs_free(s->https);

@@ -22,6 +22,7 @@ struct server {
     struct hs *https;
     struct tunnels *tunnels;
     struct relay_ports *relays;
+    struct loop_timer trim;     /* periodic malloc_trim */
     char server_url[512];
     char *agent_token;
 };

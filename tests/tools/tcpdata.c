@@ -57,7 +57,7 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 struct opts {
 	const char *listen, *connect, *port_file;
 	uint64_t bytes, download, stall_after, count, size, streams, timeout;
-	bool new_conn;
+	bool new_conn, raw;
 };
 
 /* Per-call inactivity limit for client sockets, for error messages. */
@@ -478,6 +478,41 @@ static void serve_download(int fd, uint8_t *buf)
 	}
 }
 
+/* Benchmark modes: no generator and no digest, so the tool is not the
+ * bottleneck. 'S' reads to EOF and answers the 8-byte count; 'Z' sends N
+ * bytes of one unchanging buffer. */
+static void serve_sink(int fd, uint8_t *buf)
+{
+	uint64_t n = 0, be;
+	ssize_t r;
+
+	while ((r = recv_some(fd, buf, IO_BUF)) > 0)
+		n += (uint64_t)r;
+	if (r < 0) {
+		serve_log("sink: recv");
+		return;
+	}
+	be = htobe64(n);
+	if (send_all(fd, &be, sizeof(be)) != 0)
+		serve_log("sink: send count");
+}
+
+static void serve_zeros(int fd, uint8_t *buf)
+{
+	uint64_t be, n;
+
+	if (recv_exact(fd, &be, sizeof(be)) <= 0)
+		return;
+	memset(buf, 0x5a, IO_BUF);
+	for (n = be64toh(be); n > 0;) {
+		size_t k = n < IO_BUF ? (size_t)n : IO_BUF;
+
+		if (send_all(fd, buf, k) != 0)
+			return;
+		n -= k;
+	}
+}
+
 static void serve_echo(int fd, uint8_t *buf)
 {
 	ssize_t r;
@@ -526,9 +561,13 @@ static void *serve_conn(void *arg)
 	if (rc == 1 && mode == 'H')
 		serve_hold(fd);
 	/* Anything but the four modes is simply closed. */
-	if (rc == 1 && strchr("UDE", mode) && mode != '\0')
+	if (rc == 1 && strchr("UDESZ", mode) && mode != '\0')
 		buf = alloc(IO_BUF);
-	if (buf && mode == 'U')
+	if (buf && mode == 'S')
+		serve_sink(fd, buf);
+	else if (buf && mode == 'Z')
+		serve_zeros(fd, buf);
+	else if (buf && mode == 'U')
 		serve_upload(fd, buf);
 	else if (buf && mode == 'D')
 		serve_download(fd, buf);
@@ -684,6 +723,7 @@ struct xfer {
 	uint64_t bytes;
 	const uint8_t *want; /* download: SHA-256 of the first bytes of stream */
 	bool upload;
+	bool raw;
 	bool ok;
 	uint64_t moved;
 	char tag[40];
@@ -799,6 +839,55 @@ static int download_check(struct xfer *j, EVP_MD_CTX *ctx)
 	return 0;
 }
 
+/* --raw: counts only, for benchmarks (see serve_sink / serve_zeros). */
+static int raw_upload(int fd, struct xfer *j, uint8_t *buf)
+{
+	uint64_t left = j->bytes, be;
+
+	memset(buf, 0x5a, IO_BUF);
+	if (send_all(fd, "S", 1) != 0)
+		goto fail;
+	while (left > 0) {
+		size_t k = left < IO_BUF ? (size_t)left : IO_BUF;
+
+		if (send_all(fd, buf, k) != 0)
+			goto fail;
+		j->moved += k;
+		left -= k;
+	}
+	if (shutdown(fd, SHUT_WR) != 0 || recv_exact(fd, &be, sizeof(be)) != 1)
+		goto fail;
+	if (be64toh(be) != j->bytes) {
+		fprintf(stderr, "tcpdata: %s: the sink counted %llu bytes, sent %llu\n", j->tag,
+			(unsigned long long)be64toh(be), (unsigned long long)j->bytes);
+		return -1;
+	}
+	return 0;
+fail:
+	report_io(j->tag, "raw upload", -1);
+	return -1;
+}
+
+static int raw_download(int fd, struct xfer *j, uint8_t *buf)
+{
+	uint8_t req[1 + 8];
+	uint64_t be = htobe64(j->bytes);
+	ssize_t r = 0;
+
+	req[0] = 'Z';
+	memcpy(req + 1, &be, sizeof(be));
+	if (send_all(fd, req, sizeof(req)) != 0)
+		return -1;
+	while (j->moved <= j->bytes && (r = recv_some(fd, buf, IO_BUF)) > 0)
+		j->moved += (uint64_t)r;
+	if (j->moved != j->bytes) {
+		fprintf(stderr, "tcpdata: %s: received %llu bytes, want %llu\n", j->tag,
+			(unsigned long long)j->moved, (unsigned long long)j->bytes);
+		return -1;
+	}
+	return 0;
+}
+
 static void *xfer_run(void *arg)
 {
 	struct xfer *j = arg;
@@ -811,7 +900,9 @@ static void *xfer_run(void *arg)
 	fd = connect_to(j->ai, j->tag);
 	if (fd < 0)
 		goto out;
-	if (j->upload)
+	if (j->raw)
+		j->ok = (j->upload ? raw_upload(fd, j, buf) : raw_download(fd, j, buf)) == 0;
+	else if (j->upload)
 		j->ok = upload_send(fd, j, buf, ctx) == 0 &&
 			upload_check(fd, j, buf, ctx) == 0;
 	else
@@ -863,14 +954,14 @@ static int cmd_transfer(const struct opts *o, bool upload)
 	bool ok = false;
 
 	/* The reference digest is made once, outside the timed part. */
-	if (!ai || (!upload && stream_digest(o->bytes, want) != 0))
+	if (!ai || (!upload && !o->raw && stream_digest(o->bytes, want) != 0))
 		goto out;
 	jobs = calloc(k, sizeof(*jobs));
 	if (!jobs)
 		goto out;
 	for (i = 0; i < k; i++) {
-		jobs[i] = (struct xfer){ .ai = ai, .bytes = o->bytes,
-					 .want = want, .upload = upload };
+		jobs[i] = (struct xfer){ .ai = ai, .bytes = o->bytes, .want = want,
+					 .upload = upload, .raw = o->raw };
 		if (k == 1)
 			snprintf(jobs[i].tag, sizeof(jobs[i].tag), "%s", mode);
 		else
@@ -1188,14 +1279,16 @@ out:
 static const char usage_text[] =
 	"usage: tcpdata <mode> [options]\n"
 	"  tcpdata serve    --listen HOST:PORT [--port-file FILE]\n"
-	"  tcpdata upload   --connect HOST:PORT --bytes N [--streams K] [--timeout SECS]\n"
-	"  tcpdata download --connect HOST:PORT --bytes N [--streams K] [--timeout SECS]\n"
+	"  tcpdata upload   --connect HOST:PORT --bytes N [--streams K] [--raw] [--timeout SECS]\n"
+	"  tcpdata download --connect HOST:PORT --bytes N [--streams K] [--raw] [--timeout SECS]\n"
 	"  tcpdata echo     --connect HOST:PORT --bytes N [--timeout SECS]\n"
 	"  tcpdata rtt      --connect HOST:PORT --count C [--size S] [--new-conn] [--timeout SECS]\n"
 	"  tcpdata hold     --connect HOST:PORT --download N --stall-after M [--timeout SECS]\n"
 	"\n"
 	"serve answers by the first byte of each connection: U upload, D download,\n"
-	"E echo, H hold. PORT 0 picks a free port; --port-file gets it (written\n"
+	"E echo, H hold (and S sink, Z zeros for --raw). --raw moves bytes without\n"
+	"generating or hashing them (benchmarks: only the byte count is checked).\n"
+	"PORT 0 picks a free port; --port-file gets it (written\n"
 	"atomically once listening). HOST may be [IPv6]. --streams K runs K parallel\n"
 	"connections (1..1024). rtt: --size defaults to 100 (max 16777216); 50 warm-up\n"
 	"rounds (10 with --new-conn, whose times include connecting). --timeout\n"
@@ -1205,7 +1298,7 @@ static const char usage_text[] =
 enum opt_id {
 	OPT_LISTEN = 1, OPT_PORT_FILE, OPT_CONNECT, OPT_BYTES, OPT_STREAMS,
 	OPT_TIMEOUT, OPT_COUNT, OPT_SIZE, OPT_NEW_CONN, OPT_DOWNLOAD, OPT_STALL,
-	OPT_HELP,
+	OPT_RAW, OPT_HELP,
 };
 #define BIT(id) (1u << (id))
 #define MAX_BYTES (1ull << 62)
@@ -1223,6 +1316,7 @@ static const struct option long_opts[] = {
 	{ "new-conn", no_argument, NULL, OPT_NEW_CONN },
 	{ "download", required_argument, NULL, OPT_DOWNLOAD },
 	{ "stall-after", required_argument, NULL, OPT_STALL },
+	{ "raw", no_argument, NULL, OPT_RAW },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -1236,9 +1330,9 @@ static const struct mode {
 } modes[] = {
 	{ "serve", BIT(OPT_LISTEN), BIT(OPT_LISTEN) | BIT(OPT_PORT_FILE), cmd_serve },
 	{ "upload", BIT(OPT_CONNECT) | BIT(OPT_BYTES),
-	  CLIENT_OPTS | BIT(OPT_BYTES) | BIT(OPT_STREAMS), cmd_upload },
+	  CLIENT_OPTS | BIT(OPT_BYTES) | BIT(OPT_STREAMS) | BIT(OPT_RAW), cmd_upload },
 	{ "download", BIT(OPT_CONNECT) | BIT(OPT_BYTES),
-	  CLIENT_OPTS | BIT(OPT_BYTES) | BIT(OPT_STREAMS), cmd_download },
+	  CLIENT_OPTS | BIT(OPT_BYTES) | BIT(OPT_STREAMS) | BIT(OPT_RAW), cmd_download },
 	{ "echo", BIT(OPT_CONNECT) | BIT(OPT_BYTES), CLIENT_OPTS | BIT(OPT_BYTES), cmd_echo },
 	{ "rtt", BIT(OPT_CONNECT) | BIT(OPT_COUNT),
 	  CLIENT_OPTS | BIT(OPT_COUNT) | BIT(OPT_SIZE) | BIT(OPT_NEW_CONN), cmd_rtt },
@@ -1253,6 +1347,7 @@ static int set_opt(struct opts *o, int id, const char *arg)
 	case OPT_PORT_FILE: o->port_file = arg; return 0;
 	case OPT_CONNECT: o->connect = arg; return 0;
 	case OPT_NEW_CONN: o->new_conn = true; return 0;
+	case OPT_RAW: o->raw = true; return 0;
 	case OPT_BYTES: return parse_num(arg, 0, MAX_BYTES, &o->bytes);
 	case OPT_STREAMS: return parse_num(arg, 1, MAX_STREAMS, &o->streams);
 	case OPT_TIMEOUT: return parse_num(arg, 1, MAX_TIMEOUT, &o->timeout);
