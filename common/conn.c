@@ -299,14 +299,24 @@ static ssize_t read_once(struct conn *c)
         fail(c, strerror(errno));
         return -1;
     }
-    ERR_clear_error();
-    int n = SSL_read(c->ssl, read_buf, sizeof(read_buf));
+    /* SSL_read hands out one record (<= 16 KiB) per call; gather several so
+     * the layers above see whole 64 KiB frames in place instead of copying
+     * frames that straddle records. */
+    size_t got = 0;
+    int r = 0;
+    while (got < sizeof(read_buf)) {
+        ERR_clear_error();
+        r = SSL_read(c->ssl, read_buf + got, (int)(sizeof(read_buf) - got));
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
     /* Reading can make TLS answer (session tickets, key updates). */
     if (c->enc_pending)
         schedule_flush(c);
-    if (n > 0)
-        return n;
-    int err = SSL_get_error(c->ssl, n);
+    if (got > 0)
+        return (ssize_t)got;    /* an error or EOF shows again on the next call */
+    int err = SSL_get_error(c->ssl, r);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
         return 0;
     if (err == SSL_ERROR_ZERO_RETURN ||

@@ -1,0 +1,163 @@
+#!/bin/bash
+# make bench: drover's benchmarks, each beside its baseline in the same run.
+# Usage: tests/bench/run.sh BIN_DIR TOOLS_DIR
+# Prints a markdown table and writes it, with the machine, to docs/BENCHMARKS.md.
+# Everything runs on loopback; all processes are stopped at the end.
+set -u
+BIN=${1:?bin dir}
+TOOLS=${2:?tools dir}
+TCPDATA=$TOOLS/tcpdata
+LOAD=$TOOLS/loadagents
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=$ROOT/docs/BENCHMARKS.md
+WORK=$(mktemp -d /tmp/drover-bench-XXXXXX)
+BYTES=${BENCH_BYTES:-1073741824}        # single-stream transfer size
+IDLE_COUNTS=${BENCH_IDLE:-"1000 5000"}  # idle tunnels for the memory rows
+PIDS=()
+
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "bench: port $1 did not open" >&2
+    exit 1
+}
+
+# field NAME LINE -> value of NAME=... in a key=value line
+field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$2"; }
+
+# median of three runs of a tcpdata command, by field
+median3() {
+    local f=$1; shift
+    local vals=()
+    for _ in 1 2 3; do
+        local line
+        line=$("$TCPDATA" "$@" 2>&1 | tail -1)
+        if [ "$(field ok "$line")" != 1 ]; then
+            echo "bench: tcpdata $* failed: $line" >&2
+            exit 1
+        fi
+        vals+=("$(field "$f" "$line")")
+    done
+    printf '%s\n' "${vals[@]}" | sort -g | sed -n 2p
+}
+
+start_stack() {   # start_stack WINDOW
+    HTTPS=$(free_port); RELAY=$(free_port)
+    "$BIN/drover-server" --listen 127.0.0.1:"$HTTPS" --data-dir "$WORK/data" \
+        --agent-token bench-token --stream-window "$1" \
+        --tcp-relay 127.0.0.1:"$RELAY"=c-bench/127.0.0.1:"$TARGET" \
+        > "$WORK/server.log" 2>&1 &
+    SERVER=$!; PIDS+=("$SERVER")
+    wait_port "$HTTPS"
+    SUM=$(sha256sum "$WORK/data/ca.crt" | cut -d' ' -f1)
+    DROVER_SERVER=https://127.0.0.1:$HTTPS DROVER_TOKEN=bench-token DROVER_CA_CHECKSUM=$SUM \
+        DROVER_CLUSTER_ID=c-bench DROVER_ALLOW_DIAL=127.0.0.1:$TARGET \
+        DROVER_STREAM_WINDOW=$1 "$BIN/drover-cluster-agent" > "$WORK/agent.log" 2>&1 &
+    AGENT=$!; PIDS+=("$AGENT")
+    for _ in $(seq 1 100); do
+        grep -q "tunnel up" "$WORK/server.log" && return 0
+        sleep 0.1
+    done
+    echo "bench: agent did not connect" >&2; exit 1
+}
+
+stop_stack() {
+    kill "$AGENT" "$SERVER" 2>/dev/null; wait "$AGENT" "$SERVER" 2>/dev/null
+    rm -rf "$WORK/data"
+}
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 |"); printf '%-52s %14s %14s  %s\n' "$1" "$2" "$3" "$4"; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%% of direct", 100 * a / b }'; }
+diff_us() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f µs", a - b }'; }
+
+TARGET=$(free_port)
+"$TCPDATA" serve --listen 127.0.0.1:"$TARGET" > "$WORK/target.log" 2>&1 &
+PIDS+=($!)
+wait_port "$TARGET"
+
+echo "drover benchmarks ($(nproc) cores, $BYTES-byte transfers, medians of 3)"
+for WIN in 256KiB 1MiB; do
+    start_stack "$WIN"
+    T="127.0.0.1:$RELAY"; D="127.0.0.1:$TARGET"
+    tag="window $WIN"
+    a=$(median3 mbps download --raw --connect "$T" --bytes "$BYTES")
+    b=$(median3 mbps download --raw --connect "$D" --bytes "$BYTES")
+    row "1 stream, agent→server (MB/s), $tag" "$a" "$b" "$(pct "$a" "$b")"
+    a=$(median3 mbps upload --raw --connect "$T" --bytes "$BYTES")
+    b=$(median3 mbps upload --raw --connect "$D" --bytes "$BYTES")
+    row "1 stream, server→agent (MB/s), $tag" "$a" "$b" "$(pct "$a" "$b")"
+    a=$(median3 mbps download --raw --streams 8 --connect "$T" --bytes $((BYTES / 4)))
+    b=$(median3 mbps download --raw --streams 8 --connect "$D" --bytes $((BYTES / 4)))
+    row "8 streams aggregate (MB/s), $tag" "$a" "$b" "$(pct "$a" "$b")"
+    if [ "$WIN" = 256KiB ]; then
+        for kind in open new; do
+            extra=(); count=5000
+            [ $kind = new ] && { extra=(--new-conn); count=1000; }
+            lt=$("$TCPDATA" rtt --connect "$T" --count $count "${extra[@]}" | tail -1)
+            ld=$("$TCPDATA" rtt --connect "$D" --count $count "${extra[@]}" | tail -1)
+            for p in p50 p99; do
+                a=$(field ${p}_us "$lt"); b=$(field ${p}_us "$ld")
+                what="100-byte round trip, $kind stream per request, $p (µs)"
+                [ $kind = open ] && what="100-byte round trip on an open stream, $p (µs)"
+                row "$what" "$a" "$b" "$(diff_us "$a" "$b")"
+            done
+        done
+    fi
+    stop_stack
+done
+
+# Memory per idle tunnel: N node-agent tunnels from the load tool.
+start_stack 256KiB
+for N in $IDLE_COUNTS; do
+    before=$(awk '/VmRSS/ {print $2}' /proc/"$SERVER"/status)
+    "$LOAD" --server https://127.0.0.1:"$HTTPS" --token bench-token --cluster c-bench \
+        --ca-checksum "$SUM" --count "$N" --rate 2000 --prefix "n$N" > "$WORK/load.log" 2>&1 &
+    LP=$!; PIDS+=("$LP")
+    for _ in $(seq 1 600); do grep -q '^connected=' "$WORK/load.log" && break; sleep 0.1; done
+    secs=$(field secs "$(grep '^connected=' "$WORK/load.log")")
+    sleep 12     # past one heap-trim period, pings flowing
+    after=$(awk '/VmRSS/ {print $2}' /proc/"$SERVER"/status)
+    per=$(( (after - before) * 1024 / N ))
+    row "server RSS per idle TLS tunnel, $N agents (bytes)" "$per" "-" \
+        "RSS $before→$after KiB; all up in ${secs}s"
+    kill "$LP"; wait "$LP" 2>/dev/null
+    sleep 12
+done
+stop_stack
+
+{
+    echo "# Benchmarks"
+    echo
+    echo "Produced by \`make bench\` (tests/bench/run.sh); re-run it to refresh this file."
+    echo "Every row is measured beside its baseline in the same run, on loopback, over TLS as"
+    echo "agents really connect. The tunnel is driven through the server's relay port"
+    echo "(setting tcp-relay), which opens one stream per accepted connection to a tcpdata"
+    echo "target behind the agent; \"direct\" is the same tcpdata client talking to the"
+    echo "target over loopback TCP. Throughput uses \`tcpdata --raw\` (no hashing) so the"
+    echo "load tool is not the bottleneck."
+    echo
+    echo "- Date: $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "- Machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(free -g | awk '/Mem:/ {print $2}') GiB, kernel $(uname -r)"
+    echo "- drover $("$BIN/drover-server" --version 2>/dev/null | awk '{print $2}'), OpenSSL $(openssl version | awk '{print $2}')"
+    echo
+    echo "| measurement | drover | direct | comparison |"
+    echo "|---|---:|---:|---|"
+    printf '%s\n' "${ROWS[@]}"
+    echo
+    if [ -f "$ROOT/docs/BENCHMARKS.notes.md" ]; then cat "$ROOT/docs/BENCHMARKS.notes.md"; fi
+} > "$OUT"
+echo "wrote $OUT"
