@@ -39,6 +39,7 @@ UNIT_SRCS   := $(wildcard tests/unit/*/test_*.c)
 INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 SUPPORT_SRCS:= $(wildcard tests/support/*.c)
 TOOL_SRCS   := $(wildcard tests/tools/*.c)
+STANDIN_SRCS:= $(wildcard tests/kube-standin/*.c)
 FUZZ_SRCS   := $(wildcard fuzz/fuzz_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -48,7 +49,8 @@ SERVER_LIB := $(BUILD)/libserver.a
 SERVER_MODS := $(filter-out server/main.c,$(SERVER_SRCS))
 
 PROGRAMS := $(BIN)/drover-server $(BIN)/drover-cluster-agent $(BIN)/drover-node-agent
-TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS)) \
+            $(if $(STANDIN_SRCS),$(BUILD)/tools/kube-standin)
 RUNNER   := $(BUILD)/tests/run_tests
 
 .PHONY: all deps run test bench fuzz clean tools
@@ -81,6 +83,11 @@ $(BIN)/drover-node-agent: $(call obj,$(NAGENT_SRCS)) $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# The stand-in Kubernetes API server of the tests (several files).
+$(BUILD)/tools/kube-standin: $(call obj,$(STANDIN_SRCS)) $(SERVER_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -127,6 +134,8 @@ fuzz: deps $(FUZZERS)
 	@for f in $(FUZZERS); do n=$${f##*/fuzz_}; mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(FUZZ_BUILD)/corpus/$$n fuzz/corpus/$$n 2>&1 | tail -n 3 || exit 1; done
+
+.SECONDARY:
 
 clean:
 	rm -rf build bin

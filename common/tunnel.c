@@ -522,6 +522,10 @@ static void on_ws_message(struct ws *w, uint8_t opcode, const uint8_t *data, siz
         tunnel_die(t, WS_CLOSE_UNSUPPORTED, "text message on a tunnel", true);
         return;
     }
+    if (len == 0) {
+        tunnel_die(t, WS_CLOSE_PROTOCOL, "bad frame: empty message", true);
+        return;
+    }
     size_t off = 0;
     while (off < len && !t->dead) {
         struct tun_frame f;
