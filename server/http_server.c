@@ -484,6 +484,25 @@ static void on_accept(struct listener *ls, int fd, void *ud)
     loop_timer_start(s->loop, &hc->timer, s->cfg.head_timeout_ms, on_timer);
 }
 
+void hs_adopt(struct hs *s, struct conn *c)
+{
+    struct hs_conn *hc = calloc(1, sizeof(*hc));
+    if (!hc) {
+        conn_close(c);
+        return;
+    }
+    hc->srv = s;
+    hc->c = c;
+    conn_set_ops(c, &hs_conn_ops);
+    conn_set_ud(c, hc);
+    hc->next = s->conns;
+    if (s->conns)
+        s->conns->prev = hc;
+    s->conns = hc;
+    s->nconns++;
+    start_idle(hc);
+}
+
 /* ---- public ---- */
 
 struct hs *hs_new(struct loop *l, SSL_CTX *ctx, const struct hs_cfg *cfg,

@@ -82,4 +82,11 @@ void hs_error(struct hs_req *r, int status, const char *code, const char *fmt, .
  */
 struct conn *hs_takeover(struct hs_req *r);
 
+/*
+ * Hands a connection taken over with hs_takeover() back to the server, which
+ * serves the next request on it (keep-alive after a proxied exchange). Takes
+ * ownership of c; it is closed on failure.
+ */
+void hs_adopt(struct hs *s, struct conn *c);
+
 #endif

@@ -1,0 +1,42 @@
+/*
+ * httpmsg: where one HTTP/1.1 message ends, for relays that pass the bytes
+ * through unchanged. From a parsed head it decides the body framing (none,
+ * Content-Length, chunked, or until the connection closes) and then counts
+ * body bytes as they go by. Pure: no I/O, no allocation.
+ */
+#ifndef DROVER_HTTPMSG_H
+#define DROVER_HTTPMSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/http1.h"
+
+enum httpmsg_kind { HM_NONE, HM_LENGTH, HM_CHUNKED, HM_UNTIL_CLOSE };
+
+struct httpmsg {
+    enum httpmsg_kind kind;
+    uint64_t left;              /* HM_LENGTH: body bytes still to come */
+    struct http1_chunked ch;
+    bool done;
+};
+
+/* Request framing (a request without Content-Length or chunked has no body).
+ * 0, or -1 with *why for conflicting or malformed framing headers. */
+int httpmsg_request(struct httpmsg *m, const struct http_request *req, const char **why);
+
+/* Response framing; head_request: the request was HEAD (no body follows). */
+int httpmsg_response(struct httpmsg *m, const struct http_response *res,
+                     bool head_request, const char **why);
+
+/* Counts body bytes. Returns how many of len belong to this message (fewer
+ * than len only when the message ended inside p; m->done is then set), or
+ * -1 if a chunked body is malformed. */
+ssize_t httpmsg_feed(struct httpmsg *m, const uint8_t *p, size_t len);
+
+/* Whether the connection may carry another message after this one. */
+bool httpmsg_keep_alive(int minor_version, const struct http_header *h, size_t n);
+
+#endif
