@@ -19,7 +19,7 @@ export ASAN_OPTIONS ?= quarantine_size_mb=4:detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 endif
 
-PKGS     := openssl jansson yaml-0.1 sqlite3 libpq
+PKGS     := openssl jansson yaml-0.1 sqlite3 libpq zlib
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
@@ -53,7 +53,7 @@ TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS)) \
             $(if $(STANDIN_SRCS),$(BUILD)/tools/kube-standin)
 RUNNER   := $(BUILD)/tests/run_tests
 
-.PHONY: all deps run test bench fuzz clean tools
+.PHONY: all deps run test bench fuzz clean tools valgrind
 all: $(PROGRAMS)
 tools: $(TOOLS)
 
@@ -115,6 +115,17 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory all tools $(RUNNER)
 	DROVER_BIN_DIR=$(abspath $(BIN)) DROVER_TOOLS_DIR=$(abspath $(BUILD)/tools) $(RUNNER)
+
+# The whole suite with drover's programs under memcheck; any report with
+# errors (or a process exiting 99 after definite leaks) fails the run.
+VG_DIR := $(abspath build/valgrind)
+valgrind: deps
+	@$(MAKE) --no-print-directory all tools $(RUNNER)
+	@rm -rf $(VG_DIR) && mkdir -p $(VG_DIR)
+	DROVER_VALGRIND=$(VG_DIR) DROVER_BIN_DIR=$(abspath $(BIN)) DROVER_TOOLS_DIR=$(abspath $(BUILD)/tools) $(RUNNER)
+	@bad=$$(grep -lE "ERROR SUMMARY: [1-9]|Invalid (read|write)" $(VG_DIR)/vg-*.log 2>/dev/null); \
+	  if [ -n "$$bad" ]; then echo "valgrind found errors in:"; echo "$$bad"; exit 1; fi; \
+	  echo "valgrind: $$(ls $(VG_DIR) | wc -l) process reports, no errors"
 
 bench: deps
 	@$(MAKE) --no-print-directory all tools

@@ -17,6 +17,9 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc == 1 ? 0 : 2;
     rc = agent_opts_apply(&c, "drover-cluster-agent", &ac);
+    /* The manifest's probes expect this port; an empty setting turns it off. */
+    if (!ac.health_listen)
+        ac.health_listen = "0.0.0.0:9443";
     if (rc == 0)
         rc = agent_run(&ac);
     cfg_free(&c);

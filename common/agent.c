@@ -3,6 +3,7 @@
  */
 #include "common/agent.h"
 
+#include <jansson.h>
 #include <netdb.h>
 #include <openssl/rand.h>
 #include <signal.h>
@@ -15,6 +16,8 @@
 #include "common/backoff.h"
 #include "common/cacerts.h"
 #include "common/conn.h"
+#include "common/health.h"
+#include "common/kubeapi.h"
 #include "common/log.h"
 #include "common/netaddr.h"
 #include "common/relay.h"
@@ -36,6 +39,9 @@ struct agent {
     struct loop_timer retry;
     struct ws *ws;              /* while the upgrade is in progress */
     struct tunnel *t;           /* once up */
+    bool standby;               /* the server prefers a newer agent of ours */
+    struct kubeapi *kube;       /* the kube-api service, when configured */
+    struct health *health;
     char headers[1024];
 };
 
@@ -130,6 +136,14 @@ static void on_stream_open(struct tunnel *t, struct tun_stream *s, const char *s
         serve_tcp(a, s, meta, meta_len);
         return;
     }
+    if (strcmp(service, "kube-api") == 0) {
+        if (a->kube)
+            kubeapi_serve(a->kube, s, meta, meta_len);
+        else
+            tun_stream_reset(s, TUN_RESET_UNAVAILABLE,
+                             "this agent has no kube-apiserver configured (DROVER_KUBE_API)");
+        return;
+    }
     char msg[128];
     snprintf(msg, sizeof(msg), "this agent has no service \"%s\"", service);
     tun_stream_reset(s, TUN_RESET_REFUSED, msg);
@@ -147,8 +161,29 @@ static void on_tunnel_down(struct tunnel *t, const char *why)
     schedule_retry(a, why);
 }
 
+/*
+ * {"type":"standby"}: another agent of this cluster (a newer pod during a
+ * rollout) holds the link now. Coming straight back would steal it and the
+ * two would flap; wait the longest backoff instead, by which time this pod
+ * has usually been retired.
+ */
+static void on_control(struct tunnel *t, const uint8_t *json, size_t len)
+{
+    struct agent *a = tunnel_ud(t);
+    json_t *msg = json_loadb((const char *)json, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (type && strcmp(type, "standby") == 0) {
+        log_info("the server prefers a newer agent of this cluster; standing by");
+        a->standby = true;
+    } else {
+        log_debug("ignoring a control message of type %s", type ? type : "(none)");
+    }
+    json_decref(msg);
+}
+
 static const struct tunnel_ops agent_tunnel_ops = {
     .on_open = on_stream_open,
+    .on_control = on_control,
     .on_down = on_tunnel_down,
 };
 
@@ -161,6 +196,7 @@ static void on_ws_open(struct ws *w)
         .window = a->cfg->window,
     };
     a->ws = NULL;
+    a->standby = false;
     a->t = tunnel_new(a->loop, w, false, &tc, &agent_tunnel_ops, a);
     if (!a->t) {
         schedule_retry(a, "out of memory");
@@ -193,7 +229,7 @@ static void on_retry(struct loop_timer *t)
 
 static void schedule_retry(struct agent *a, const char *why)
 {
-    uint64_t d = backoff_next(&a->bo);
+    uint64_t d = a->standby ? a->bo.max_ms : backoff_next(&a->bo);
     char hp[300];
     url_hostport(&a->servers[a->cur], hp, sizeof(hp));
     log_warn("link to %s lost: %s; retrying in %llu ms", hp, why, (unsigned long long)d);
@@ -315,6 +351,26 @@ static int setup(struct agent *a, const struct agent_cfg *cfg)
     return 0;
 }
 
+static bool is_ready(void *ud)
+{
+    struct agent *a = ud;
+    return a->t != NULL || a->standby;
+}
+
+static int start_health(struct agent *a)
+{
+    const char *spec = a->cfg->health_listen, *why;
+    struct netaddr na;
+    if (!spec || !*spec)
+        return 0;
+    if (netaddr_parse(spec, &na, &why) < 0 ||
+        !(a->health = health_new(a->loop, &na, is_ready, a, &why))) {
+        log_error("health-listen %s: %s", spec, why);
+        return -1;
+    }
+    return 0;
+}
+
 int agent_run(const struct agent_cfg *cfg)
 {
     struct agent a = { 0 };
@@ -327,6 +383,19 @@ int agent_run(const struct agent_cfg *cfg)
         log_error("cannot start the event loop");
         goto out;
     }
+    if (start_health(&a) < 0)
+        goto out;
+    if (cfg->kube.url) {
+        char err[400];
+        a.kube = kubeapi_new(a.loop, &cfg->kube, err, sizeof(err));
+        if (!a.kube) {
+            log_error("%s", err);
+            goto out;
+        }
+    } else {
+        log_warn("no kube-apiserver configured (DROVER_KUBE_API, or running in a pod): "
+                 "kube-api streams will be refused");
+    }
     int p = pin_ca(&a);
     if (p != 0) {
         rc = p < 0 ? 0 : 1;
@@ -338,6 +407,8 @@ int agent_run(const struct agent_cfg *cfg)
     log_info("stopping");
     rc = 0;
 out:
+    health_free(a.health);
+    kubeapi_free(a.kube);
     if (a.loop) {
         loop_timer_stop(a.loop, &a.retry);
         if (a.t)

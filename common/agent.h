@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "common/allowlist.h"
+#include "common/kubeapi.h"
 #include "common/tunnel.h"
 
 #define AGENT_MAX_SERVERS 8
@@ -27,6 +28,8 @@ struct agent_cfg {
     const char *node_name;      /* node agents (sent by cluster agents too) */
     bool node_role;
     const char *allow_dial;
+    const char *health_listen;  /* probes address; NULL/empty = none */
+    struct kubeapi_cfg kube;    /* url NULL: no kube-api service */
     uint64_t ping_interval_ms, dead_after_ms;
     uint32_t window;            /* stream receive window; 0 = default */
     uint64_t backoff_base_ms, backoff_max_ms;

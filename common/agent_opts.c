@@ -4,6 +4,8 @@
 #include "common/agent_opts.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
 
@@ -39,6 +41,20 @@ int agent_opts_apply(const struct cfg *c, const char *prog, struct agent_cfg *ou
     out->cluster_id = cfg_str(c, "cluster-id");
     out->node_name = cfg_str(c, "node-name");
     out->allow_dial = cfg_str(c, "allow-dial");
+    out->health_listen = cfg_str(c, "health-listen");
+    out->kube.token_file = cfg_str(c, "kube-token-file");
+    out->kube.ca_file = cfg_str(c, "kube-ca-file");
+    out->kube.url = cfg_str(c, "kube-api");
+    /* In a pod, Kubernetes tells every container where its apiserver is. */
+    static char in_cluster[300];
+    const char *host = getenv("KUBERNETES_SERVICE_HOST");
+    const char *port = getenv("KUBERNETES_SERVICE_PORT");
+    if (!out->kube.url && host && *host) {
+        bool v6 = strchr(host, ':') != NULL;
+        snprintf(in_cluster, sizeof(in_cluster), "https://%s%s%s:%s", v6 ? "[" : "", host,
+                 v6 ? "]" : "", port && *port ? port : "443");
+        out->kube.url = in_cluster;
+    }
     out->ping_interval_ms = cfg_duration_ms(c, "ping-interval");
     out->dead_after_ms = cfg_duration_ms(c, "dead-after");
     out->window = (uint32_t)cfg_size(c, "stream-window");

@@ -30,6 +30,17 @@ const char *agent_check_level(const char *v);
       "drop the link after this long without a word from the server", NULL },    \
     { "stream-window", "DROVER_STREAM_WINDOW", CFG_SIZE, "256KiB", 65536, 16777216,\
       "receive window granted to each tunnel stream", NULL },                     \
+    { "kube-api", "DROVER_KUBE_API", CFG_STRING, NULL, 0, 0,                      \
+      "kube-apiserver URL (default https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)",\
+      NULL },                                                                      \
+    { "kube-token-file", "DROVER_KUBE_TOKEN_FILE", CFG_STRING,                    \
+      "/var/run/secrets/kubernetes.io/serviceaccount/token", 0, 0,                \
+      "service-account token the agent presents to the kube-apiserver", NULL },  \
+    { "kube-ca-file", "DROVER_KUBE_CA_FILE", CFG_STRING,                          \
+      "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt", 0, 0,               \
+      "CA bundle of the kube-apiserver", NULL },                                  \
+    { "health-listen", "DROVER_HEALTH_LISTEN", CFG_STRING, NULL, 0, 0,            \
+      "plain-HTTP /healthz and /readyz for the kubelet (empty: off)", NULL },    \
     { "log-level", "DROVER_LOG_LEVEL", CFG_STRING, "info", 0, 0,                  \
       "error, warn, info or debug", agent_check_level }
 

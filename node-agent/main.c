@@ -20,6 +20,9 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc == 1 ? 0 : 2;
     rc = agent_opts_apply(&c, "drover-node-agent", &ac);
+    /* The manifest's probes expect this port; an empty setting turns it off. */
+    if (!ac.health_listen)
+        ac.health_listen = "127.0.0.1:9444";
     if (rc == 0 && !ac.node_name) {
         fprintf(stderr, "drover-node-agent: missing setting node-name (env DROVER_NODE_NAME)\n");
         rc = 2;

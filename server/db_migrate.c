@@ -109,10 +109,18 @@ static const struct mig_step v1_steps[] = {
     BOTH("CREATE INDEX events_cluster_id ON events (cluster_id, id)"),
 };
 
+/* The registration token itself, sealed (AES-256-GCM under a key derived
+ * from the CA key) so owners can read it again; lookups still go through
+ * registration_token_hash. NULL for rows whose token cannot be recovered. */
+static const struct mig_step v2_steps[] = {
+    BOTH("ALTER TABLE clusters ADD COLUMN registration_token_sealed TEXT"),
+};
+
 #define STEPS(a) (a), (sizeof(a) / sizeof((a)[0]))
 
 static const struct migration migrations[] = {
     { 1, "initial schema", STEPS(v1_steps) },
+    { 2, "sealed registration tokens", STEPS(v2_steps) },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

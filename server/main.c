@@ -6,7 +6,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <stddef.h>
-#include <openssl/rand.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +36,14 @@ static const char *check_url(const char *v)
     return strcmp(u.scheme, "https") == 0 ? NULL : "must be an https:// URL";
 }
 
+static const char *check_store(const char *v)
+{
+    if (strcmp(v, "sqlite") == 0 || strncmp(v, "postgres://", 11) == 0 ||
+        strncmp(v, "postgresql://", 13) == 0)
+        return NULL;
+    return "must be sqlite or a postgres:// URL";
+}
+
 static const char *check_level(const char *v)
 {
     enum log_level l;
@@ -53,8 +61,8 @@ static const struct cfg_opt server_opts[] = {
       "serving certificate chain (PEM); default: generated in data-dir", NULL },
     { "tls-key", "DROVER_TLS_KEY", CFG_STRING, NULL, 0, 0,
       "private key for tls-cert (PEM)", NULL },
-    { "agent-token", "DROVER_AGENT_TOKEN", CFG_STRING, NULL, 0, 0,
-      "credential agents present (default: generated in data-dir/agent-token)", NULL },
+    { "datastore", "DROVER_DATASTORE", CFG_STRING, "sqlite", 0, 0,
+      "sqlite (in data-dir) or postgres://user:pass@host/db", check_store },
     { "ping-interval", "DROVER_PING_INTERVAL", CFG_DURATION, "5s", 100, 3600000,
       "keepalive ping interval on agent tunnels", NULL },
     { "dead-after", "DROVER_DEAD_AFTER", CFG_DURATION, "15s", 300, 86400000,
@@ -82,40 +90,36 @@ static int ensure_dir(const char *dir)
     return -1;
 }
 
-/* Reads data-dir/agent-token, creating it with a random token when absent. */
-static char *load_agent_token(const char *dir)
+/*
+ * The key that seals registration tokens comes from the CA key, which every
+ * replica shares; with an operator's certificate there is no CA key of ours,
+ * so the serving key stands in (replacing it then makes stored tokens
+ * unreadable until rotated; lookups by hash keep working).
+ */
+static int setup_seal_key(struct server *s, struct auth_sealkey *out)
+{
+    char path[4096], err[512];
+    snprintf(path, sizeof(path), "%s/ca.key", cfg_str(&s->cfg, "data-dir"));
+    if (access(path, R_OK) != 0) {
+        log_warn("no %s: registration tokens are sealed with the key of %s", path,
+                 s->pki.key_file);
+        snprintf(path, sizeof(path), "%s", s->pki.key_file);
+    }
+    if (auth_sealkey_from_pem_file(path, out, err, sizeof(err)) < 0) {
+        log_error("registration token key: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Agents now present their cluster's registration token; the shared token
+ * file of earlier versions is a credential nobody checks any more. */
+static void remove_old_agent_token(const char *dir)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/agent-token", dir);
-    char buf[128];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-            n--;
-        if (n <= 0) {
-            log_error("%s is empty", path);
-            return NULL;
-        }
-        buf[n] = '\0';
-        return strdup(buf);
-    }
-    unsigned char rnd[24];
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-        return NULL;
-    for (size_t i = 0; i < sizeof(rnd); i++)
-        snprintf(buf + 2 * i, 3, "%02x", rnd[i]);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, buf, strlen(buf)) != (ssize_t)strlen(buf) || fsync(fd) < 0) {
-        log_error("cannot write %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return NULL;
-    }
-    close(fd);
-    log_info("generated the agent token in %s", path);
-    return strdup(buf);
+    if (unlink(path) == 0)
+        log_info("removed %s: agents now use their cluster's registration token", path);
 }
 
 static int setup_tls(struct server *s, const struct netaddr *listen_addr)
@@ -176,6 +180,44 @@ static void on_trim(struct loop_timer *t)
     loop_timer_start(s->loop, &s->trim, 10000, on_trim);
 }
 
+static void on_store_ready(void *ud, struct db_pool *pool)
+{
+    struct server *s = ud;
+    s->ls = linkstate_new(s->loop, pool);
+    if (!s->ls)
+        log_warn("out of memory: cluster link state will not be recorded");
+    tunnels_set_store(s->tunnels, pool, s->ls);
+    api_set_pool(s->api, pool);
+}
+
+static void on_store_fatal(void *ud)
+{
+    struct server *s = ud;
+    s->fatal = true;
+    loop_stop(s->loop);
+}
+
+static void on_cluster_deleted(void *ud, const char *cluster)
+{
+    struct server *s = ud;
+    tunnels_drop_cluster(s->tunnels, cluster);
+}
+
+static int start_api(struct server *s)
+{
+    struct api_cfg ac = { .server_url = s->server_url, .ca_checksum = s->pki.checksum,
+                          .on_cluster_deleted = on_cluster_deleted, .ud = s };
+    if (setup_seal_key(s, &ac.seal) < 0)
+        return -1;
+    s->api = api_new(s->loop, &ac);
+    OPENSSL_cleanse(&ac.seal, sizeof(ac.seal));
+    if (!s->api) {
+        log_error("out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 static int start(struct server *s)
 {
     const char *why;
@@ -188,19 +230,17 @@ static int start(struct server *s)
     const char *dir = cfg_str(&s->cfg, "data-dir");
     if (ensure_dir(dir) < 0 || setup_tls(s, &la) < 0)
         return -1;
-    const char *tok = cfg_str(&s->cfg, "agent-token");
-    s->agent_token = tok ? strdup(tok) : load_agent_token(dir);
-    if (!s->agent_token)
-        return -1;
+    remove_old_agent_token(dir);
     s->loop = loop_new();
+    if (!s->loop || start_api(s) < 0)
+        return -1;
     struct tunnels_cfg tc = {
         .tunnel = { .ping_interval_ms = cfg_duration_ms(&s->cfg, "ping-interval"),
                     .dead_after_ms = cfg_duration_ms(&s->cfg, "dead-after"),
                     .window = (uint32_t)cfg_size(&s->cfg, "stream-window") },
-        .agent_token = s->agent_token,
     };
     struct hs_cfg hc = { .on_answered = on_answered };
-    if (!s->loop || !(s->tunnels = tunnels_new(s->loop, &tc)) ||
+    if (!(s->tunnels = tunnels_new(s->loop, &tc)) ||
         !(s->https = hs_new(s->loop, s->tls, &hc, server_dispatch, s))) {
         log_error("out of memory");
         return -1;
@@ -216,6 +256,11 @@ static int start(struct server *s)
         log_error("%s", err);
         return -1;
     }
+    struct datastore_cfg dc = { .datastore = cfg_str(&s->cfg, "datastore"), .data_dir = dir,
+                                .on_ready = on_store_ready, .on_fatal = on_store_fatal,
+                                .ud = s };
+    if (!(s->ds = datastore_start(s->loop, &dc)))
+        return -1;
     log_info("drover-server %s listening on https://%s (server-url %s)", DROVER_VERSION,
              hp, s->server_url);
     log_info("CA checksum %s", s->pki.checksum);
@@ -240,12 +285,24 @@ static void flush_briefly(struct loop *l)
     loop_timer_stop(l, &ft.t);
 }
 
+/*
+ * The order matters: the pool goes first, while the HTTP server and the
+ * tunnels still exist, so every request and agent check it still holds is
+ * answered against live objects; nothing may reach the pool after that.
+ */
 static void shutdown_server(struct server *s)
 {
     if (s->loop)
         loop_timer_stop(s->loop, &s->trim);
     relay_ports_free(s->relays);
+    datastore_free(s->ds);
+    if (s->api)
+        api_set_pool(s->api, NULL);
+    if (s->tunnels)
+        tunnels_set_store(s->tunnels, NULL, NULL);
+    api_free(s->api);
     tunnels_free(s->tunnels);
+    linkstate_free(s->ls);
     hs_free(s->https);
     if (s->loop) {
         flush_briefly(s->loop);
@@ -255,7 +312,6 @@ static void shutdown_server(struct server *s)
     if (s->tls)
         SSL_CTX_free(s->tls);
     tls_pki_free(&s->pki);
-    free(s->agent_token);
     cfg_free(&s->cfg);
 }
 
@@ -285,7 +341,8 @@ int main(int argc, char **argv)
     loop_run(s.loop);
     if (loop_stopped_by(s.loop))
         log_info("received %s, shutting down", strsignal(loop_stopped_by(s.loop)));
+    bool fatal = s.fatal;
     shutdown_server(&s);
     log_info("stopped");
-    return 0;
+    return fatal ? 1 : 0;
 }

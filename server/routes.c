@@ -1,7 +1,8 @@
 /*
  * routes: which handler answers which path. Unauthenticated endpoints
  * (/cacerts, /healthz, /readyz, /version, /metrics) are answered here; the
- * agents' websocket goes to tunnels.
+ * agents' websocket goes to tunnels, the rest of /v3 to the api, and
+ * /k8s/clusters/{id}/... to kubeproxy once the api has authorized it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "common/log.h"
 #include "proto/frame.h"
+#include "server/kubeproxy.h"
 #include "server/metrics.h"
 #include "server/server.h"
 
@@ -40,6 +42,33 @@ static void get_metrics(struct server *s, struct hs_req *r)
     free(text);
 }
 
+/* The cluster id of a /k8s/clusters/<id>/... path into out[64]; false if
+ * there is none. */
+static bool k8s_cluster(const struct hs_req *r, char out[64])
+{
+    size_t n, pl = sizeof(KUBEPROXY_PREFIX) - 1;
+    const char *path = hs_path(r, &n);
+    if (n <= pl || memcmp(path, KUBEPROXY_PREFIX, pl) != 0)
+        return false;
+    const char *id = path + pl, *slash = memchr(id, '/', n - pl);
+    size_t il = slash ? (size_t)(slash - id) : n - pl;
+    if (il == 0 || il >= 64)
+        return false;
+    memcpy(out, id, il);
+    out[il] = '\0';
+    return true;
+}
+
+static void k8s_authorized(struct hs_req *r, const char *username, void *ud)
+{
+    struct server *s = ud;
+    char cluster[64];
+    if (k8s_cluster(r, cluster))
+        kubeproxy_forward(s->https, s->tunnels, r, cluster, username);
+    else
+        hs_error(r, 404, "NotFound", "no such cluster");
+}
+
 void server_dispatch(struct hs_req *r, void *ud)
 {
     struct server *s = ud;
@@ -56,8 +85,15 @@ void server_dispatch(struct hs_req *r, void *ud)
         hs_respond(r, 200, "application/x-pem-file", s->pki.ca_pem, s->pki.ca_pem_len, NULL);
         return;
     }
-    if (get && (path_is(r, "/healthz") || path_is(r, "/readyz"))) {
+    if (get && path_is(r, "/healthz")) {
         hs_respond(r, 200, "text/plain", "ok\n", 3, NULL);
+        return;
+    }
+    if (get && path_is(r, "/readyz")) {
+        if (datastore_ready(s->ds))
+            hs_respond(r, 200, "text/plain", "ok\n", 3, NULL);
+        else
+            hs_respond(r, 503, "text/plain", "datastore not ready\n", 20, NULL);
         return;
     }
     if (get && path_is(r, "/version")) {
@@ -70,5 +106,14 @@ void server_dispatch(struct hs_req *r, void *ud)
     }
     size_t n;
     const char *path = hs_path(r, &n);
+    if (n > 4 && memcmp(path, "/v3/", 4) == 0) {
+        api_dispatch(s->api, r);
+        return;
+    }
+    char cluster[64];
+    if (k8s_cluster(r, cluster)) {
+        api_authorize_cluster(s->api, r, cluster, k8s_authorized, s);
+        return;
+    }
     hs_error(r, 404, "NotFound", "no such endpoint: %.*s", (int)(n > 200 ? 200 : n), path);
 }

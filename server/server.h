@@ -10,7 +10,10 @@
 #include "common/config.h"
 #include "common/loop.h"
 #include "common/tls.h"
+#include "server/api.h"
+#include "server/datastore.h"
 #include "server/http_server.h"
+#include "server/linkstate.h"
 #include "server/relay_ports.h"
 #include "server/tunnels.h"
 
@@ -23,8 +26,11 @@ struct server {
     struct tunnels *tunnels;
     struct relay_ports *relays;
     struct loop_timer trim;     /* periodic malloc_trim */
+    struct datastore *ds;       /* until ready, /readyz and the API say 503 */
+    struct api *api;
+    struct linkstate *ls;       /* once the datastore is ready */
     char server_url[512];
-    char *agent_token;
+    bool fatal;                 /* stopped because start-up failed */
 };
 
 /* Routes one HTTPS request (server/routes.c). */

@@ -3,15 +3,17 @@
  */
 #include "server/tunnels.h"
 
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/hmap.h"
 #include "common/log.h"
 #include "proto/frame.h"
 #include "proto/ws.h"
+#include "server/auth.h"
+#include "server/store.h"
 
 #define ID_MAX 63
 
@@ -37,6 +39,8 @@ struct tunnels {
     struct tunnels_cfg cfg;
     struct hmap *clusters;      /* cluster id -> struct cluster_entry */
     size_t ncluster_links, nnode_links;
+    struct db_pool *pool;       /* NULL until the datastore is ready */
+    struct linkstate *ls;
 };
 
 struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg)
@@ -100,10 +104,13 @@ static void unregister(struct link *lk)
 static void on_down(struct tunnel *t, const char *why)
 {
     struct link *lk = tunnel_ud(t);
+    struct tunnels *ts = lk->ts;
     log_info("tunnel down: cluster=%s %s%s (%s)", lk->cluster,
              lk->kind == LINK_CLUSTER ? "cluster-agent" : "node=",
              lk->kind == LINK_CLUSTER ? "" : lk->node, why);
     unregister(lk);
+    if (lk->kind == LINK_CLUSTER && ts->ls && !tunnels_for_cluster(ts, lk->cluster))
+        linkstate_set(ts->ls, lk->cluster, NULL);
     free(lk);
 }
 
@@ -149,6 +156,8 @@ static int do_register(struct tunnels *ts, struct link *lk)
             if (!e)
                 return -1;
             e->agent = lk;
+            static const char standby[] = "{\"type\":\"standby\"}";
+            tunnel_send_control(old->t, standby, sizeof(standby) - 1);
             tunnel_close(old->t, WS_CLOSE_POLICY, "replaced by a newer connection");
             free(old);
         }
@@ -157,6 +166,8 @@ static int do_register(struct tunnels *ts, struct link *lk)
         e->nodes = lk;
         ts->nnode_links++;
     }
+    if (lk->kind == LINK_CLUSTER && ts->ls)
+        linkstate_set(ts->ls, lk->cluster, "cluster-agent");
     return 0;
 }
 
@@ -184,17 +195,15 @@ static bool valid_id(const char *s, size_t n)
     return true;
 }
 
-static bool token_ok(struct tunnels *ts, const struct hs_req *r)
+/* Hashes the bearer token into hash; false if there is none. */
+static bool read_token(const struct hs_req *r, char hash[AUTH_HEX_SHA256])
 {
     const struct http_header *h = hs_header(r, "authorization");
-    const char *want = ts->cfg.agent_token;
-    size_t wl = strlen(want);
-    if (!h || h->value_len < 7 || strncasecmp(h->value, "bearer ", 7) != 0)
+    if (!h || h->value_len < 8 || h->value_len > 512 ||
+        strncasecmp(h->value, "bearer ", 7) != 0)
         return false;
-    const char *tok = h->value + 7;
-    size_t tl = h->value_len - 7;
-    /* Constant time in the token's content; the length is not secret. */
-    return tl == wl && CRYPTO_memcmp(tok, want, wl) == 0;
+    auth_sha256_hex(h->value + 7, h->value_len - 7, hash);
+    return true;
 }
 
 /* Reads the identity headers into lk; returns an error text or NULL. */
@@ -225,38 +234,32 @@ static const char *read_identity(const struct hs_req *r, struct link *lk)
     return NULL;
 }
 
-void tunnels_connect(struct tunnels *ts, struct hs_req *r)
-{
+/* A /v3/connect waiting for its credential check. */
+struct pending {
+    struct tunnels *ts;
+    struct hs_req *r;
+    struct link *lk;
+    char hash[AUTH_HEX_SHA256];
     char answer[512];
-    const char *why = NULL;
-    ssize_t alen = ws_upgrade_answer(hs_request(r), TUN_SUBPROTOCOL, answer,
-                                     sizeof(answer), &why);
-    if (alen < 0) {
-        hs_error(r, 400, "BadRequest", "%s", why);
-        return;
-    }
-    if (!token_ok(ts, r)) {
-        log_warn("refused agent from %s: bad credentials", hs_peer(r));
-        hs_error(r, 401, "Unauthorized", "invalid agent credentials");
-        return;
-    }
-    struct link *lk = calloc(1, sizeof(*lk));
-    if (!lk) {
-        hs_error(r, 503, "ServiceUnavailable", "out of memory");
-        return;
-    }
-    why = read_identity(r, lk);
-    if (why) {
-        free(lk);
-        hs_error(r, 400, "BadRequest", "%s", why);
-        return;
-    }
-    lk->ts = ts;
-    lk->since_ms = loop_now_ms(ts->loop);
+    size_t alen;
+};
+
+static int check_work(struct db *db, void *arg)
+{
+    struct pending *p = arg;
+    return store_cluster_token_ok(db, p->lk->cluster, p->hash);
+}
+
+/* Upgrades the connection of an admitted agent into a tunnel. */
+static void admit(struct tunnels *ts, struct hs_req *r, struct link *lk,
+                  const char *answer, size_t alen)
+{
     char peer[48];
     snprintf(peer, sizeof(peer), "%s", hs_peer(r));
+    lk->ts = ts;
+    lk->since_ms = loop_now_ms(ts->loop);
     struct conn *c = hs_takeover(r);
-    if (!c || conn_write(c, answer, (size_t)alen) < 0) {
+    if (!c || conn_write(c, answer, alen) < 0) {
         if (c)
             conn_close(c);
         free(lk);
@@ -278,6 +281,75 @@ void tunnels_connect(struct tunnels *ts, struct hs_req *r)
     log_info("tunnel up: cluster=%s %s%s from %s", lk->cluster,
              lk->kind == LINK_CLUSTER ? "cluster-agent" : "node=",
              lk->kind == LINK_CLUSTER ? "" : lk->node, peer);
+}
+
+static void check_done(void *arg, int rc)
+{
+    struct pending *p = arg;
+    if (rc == 1 && hs_client_alive(p->r)) {
+        admit(p->ts, p->r, p->lk, p->answer, p->alen);
+    } else if (rc == 1 || rc == 0) {
+        if (rc == 0)
+            log_warn("refused agent from %s: bad credentials", hs_peer(p->r));
+        hs_error(p->r, 401, "Unauthorized", "invalid agent credentials");
+        free(p->lk);
+    } else {
+        hs_error(p->r, 503, "ServiceUnavailable", "cannot check credentials now: %s",
+                 db_code_str(rc));
+        free(p->lk);
+    }
+    free(p);
+}
+
+void tunnels_connect(struct tunnels *ts, struct hs_req *r)
+{
+    struct pending *p = calloc(1, sizeof(*p));
+    const char *why = NULL;
+    ssize_t alen = p ? ws_upgrade_answer(hs_request(r), TUN_SUBPROTOCOL, p->answer,
+                                         sizeof(p->answer), &why) : -1;
+    if (!p || !(p->lk = calloc(1, sizeof(*p->lk)))) {
+        free(p);
+        hs_error(r, 503, "ServiceUnavailable", "out of memory");
+        return;
+    }
+    if (alen < 0 || (why = read_identity(r, p->lk))) {
+        hs_error(r, 400, "BadRequest", "%s", why);
+    } else if (!ts->pool) {
+        hs_error(r, 503, "ServiceUnavailable", "the datastore is not ready yet");
+    } else if (!read_token(r, p->hash)) {
+        log_warn("refused agent from %s: bad credentials", hs_peer(r));
+        hs_error(r, 401, "Unauthorized", "invalid agent credentials");
+    } else {
+        p->ts = ts;
+        p->r = r;
+        p->alen = (size_t)alen;
+        int rc = db_pool_submit_read(ts->pool, check_work, check_done, p);
+        if (rc == 0)
+            return;
+        hs_error(r, 503, "ServiceUnavailable", "the server is busy: %s", db_code_str(rc));
+    }
+    free(p->lk);
+    free(p);
+}
+
+void tunnels_set_store(struct tunnels *ts, struct db_pool *pool, struct linkstate *ls)
+{
+    ts->pool = pool;
+    ts->ls = ls;
+}
+
+void tunnels_drop_cluster(struct tunnels *ts, const char *cluster)
+{
+    struct cluster_entry *e;
+    /* unregister() frees the entry with its last link, ending the loop. */
+    while ((e = entry_for(ts, cluster, false))) {
+        struct link *lk = e->agent ? e->agent : e->nodes;
+        log_info("cluster=%s deleted: closing its %s tunnel", cluster,
+                 lk->kind == LINK_CLUSTER ? "cluster-agent" : "node-agent");
+        unregister(lk);
+        tunnel_close(lk->t, WS_CLOSE_POLICY, "cluster deleted");
+        free(lk);
+    }
 }
 
 /* ---- stats and teardown ---- */

@@ -4,6 +4,12 @@
  * of live tunnels by cluster, so the proxy and the relay ports can find the
  * link to a cluster in O(1).
  *
+ * An agent proves itself with its cluster's registration token: the check
+ * (SHA-256 of the token against the cluster's row) runs on the datastore
+ * pool, and a wrong or rotated token or a deleted cluster gets 401 before the
+ * upgrade. When a cluster agent's tunnel comes up or goes down, the change is
+ * handed to linkstate, which records it in the cluster's row.
+ *
  * Owns every agent tunnel. A cluster has at most one cluster-agent tunnel
  * (a newer connection replaces an older one) and any number of node-agent
  * tunnels.
@@ -14,21 +20,31 @@
 #include <stddef.h>
 
 #include "common/tunnel.h"
+#include "server/db_pool.h"
 #include "server/http_server.h"
+#include "server/linkstate.h"
 
 struct tunnels;
 
 struct tunnels_cfg {
     struct tunnel_cfg tunnel;
-    const char *agent_token;    /* the credential agents present */
 };
 
 struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg);
-/* Closes every tunnel (agents see "server shutting down") and frees. */
+/* Closes every tunnel (agents see "server shutting down") and frees. Free
+ * the pool first: a credential check in flight refers to ts. */
 void tunnels_free(struct tunnels *ts);
 
-/* Handles GET /v3/connect: answers 400/401 itself, or takes the connection. */
+/* The datastore is ready: agents are admitted from now on (503 before).
+ * Neither is owned; ls may be NULL. */
+void tunnels_set_store(struct tunnels *ts, struct db_pool *pool, struct linkstate *ls);
+
+/* Handles GET /v3/connect: answers 400/401/503 itself (maybe after a
+ * datastore lookup), or takes the connection. */
 void tunnels_connect(struct tunnels *ts, struct hs_req *r);
+
+/* Closes every tunnel of a cluster that was deleted. */
+void tunnels_drop_cluster(struct tunnels *ts, const char *cluster);
 
 /* The tunnel that carries new streams for cluster, or NULL if none is up. */
 struct tunnel *tunnels_for_cluster(struct tunnels *ts, const char *cluster);

@@ -54,18 +54,45 @@ median3() {
     printf '%s\n' "${vals[@]}" | sort -g | sed -n 2p
 }
 
+json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
+
+# A fresh server with one registered cluster: CID and REG (its registration
+# token) are what the agents present.
+register_cluster() {
+    "$BIN/drover-server" --listen 127.0.0.1:"$HTTPS" --data-dir "$WORK/data" \
+        > "$WORK/boot.log" 2>&1 &
+    local boot=$!
+    for _ in $(seq 1 300); do
+        curl -sfk https://127.0.0.1:"$HTTPS"/readyz > /dev/null && break
+        sleep 0.1
+    done
+    local pw tok reply
+    pw=$(sed -n 's/^Bootstrap admin password: //p' "$WORK/boot.log")
+    tok=$(curl -sfk https://127.0.0.1:"$HTTPS"/v3/tokens \
+          -d "{\"username\":\"admin\",\"password\":\"$pw\"}" | json_field token)
+    reply=$(curl -sfk -H "Authorization: Bearer $tok" https://127.0.0.1:"$HTTPS"/v3/clusters \
+            -d '{"name":"bench"}')
+    CID=$(json_field id <<< "$reply")
+    REG=$(sed -n 's/.*"registration":{[^}]*"token":"\([^"]*\)".*/\1/p' <<< "$reply")
+    kill "$boot"; wait "$boot" 2>/dev/null
+    if [ -z "$CID" ] || [ -z "$REG" ]; then
+        echo "bench: could not register a cluster (see $WORK/boot.log)" >&2; exit 1
+    fi
+}
+
 start_stack() {   # start_stack WINDOW
     HTTPS=$(free_port); RELAY=$(free_port)
+    register_cluster
     "$BIN/drover-server" --listen 127.0.0.1:"$HTTPS" --data-dir "$WORK/data" \
-        --agent-token bench-token --stream-window "$1" \
-        --tcp-relay 127.0.0.1:"$RELAY"=c-bench/127.0.0.1:"$TARGET" \
+        --stream-window "$1" --tcp-relay 127.0.0.1:"$RELAY"="$CID"/127.0.0.1:"$TARGET" \
         > "$WORK/server.log" 2>&1 &
     SERVER=$!; PIDS+=("$SERVER")
     wait_port "$HTTPS"
     SUM=$(sha256sum "$WORK/data/ca.crt" | cut -d' ' -f1)
-    DROVER_SERVER=https://127.0.0.1:$HTTPS DROVER_TOKEN=bench-token DROVER_CA_CHECKSUM=$SUM \
-        DROVER_CLUSTER_ID=c-bench DROVER_ALLOW_DIAL=127.0.0.1:$TARGET \
-        DROVER_STREAM_WINDOW=$1 "$BIN/drover-cluster-agent" > "$WORK/agent.log" 2>&1 &
+    DROVER_SERVER=https://127.0.0.1:$HTTPS DROVER_TOKEN=$REG DROVER_CA_CHECKSUM=$SUM \
+        DROVER_CLUSTER_ID=$CID DROVER_ALLOW_DIAL=127.0.0.1:$TARGET \
+        DROVER_STREAM_WINDOW=$1 DROVER_HEALTH_LISTEN= "$BIN/drover-cluster-agent" \
+        > "$WORK/agent.log" 2>&1 &
     AGENT=$!; PIDS+=("$AGENT")
     for _ in $(seq 1 100); do
         grep -q "tunnel up" "$WORK/server.log" && return 0
@@ -124,7 +151,7 @@ done
 start_stack 256KiB
 for N in $IDLE_COUNTS; do
     before=$(awk '/VmRSS/ {print $2}' /proc/"$SERVER"/status)
-    "$LOAD" --server https://127.0.0.1:"$HTTPS" --token bench-token --cluster c-bench \
+    "$LOAD" --server https://127.0.0.1:"$HTTPS" --token "$REG" --cluster "$CID" \
         --ca-checksum "$SUM" --count "$N" --rate 2000 --prefix "n$N" > "$WORK/load.log" 2>&1 &
     LP=$!; PIDS+=("$LP")
     for _ in $(seq 1 600); do grep -q '^connected=' "$WORK/load.log" && break; sleep 0.1; done

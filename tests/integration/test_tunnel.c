@@ -167,7 +167,7 @@ END_TEST
 static void bad_frame(const uint8_t *frame, size_t len, const char *expect)
 {
     struct rawws w;
-    ck_assert_int_eq(rawws_open(&w, d.https_port, DTEST_TOKEN, "c-raw"), 0);
+    ck_assert_int_eq(rawws_open(&w, d.https_port, d.raw_token, d.raw_cluster), 0);
     ck_assert_int_eq(w.status, 101);
     ck_assert_int_eq(rawws_send(&w, WS_OP_BINARY, frame, len), 0);
     char reason[200];
@@ -195,7 +195,7 @@ START_TEST(malformed_frames)
     bad_frame(f, TUN_HDR_LEN + 8, "truncated");
     /* A text message is not a tunnel message. */
     struct rawws w;
-    ck_assert_int_eq(rawws_open(&w, d.https_port, DTEST_TOKEN, "c-raw"), 0);
+    ck_assert_int_eq(rawws_open(&w, d.https_port, d.raw_token, d.raw_cluster), 0);
     ck_assert_int_eq(rawws_send(&w, WS_OP_TEXT, "hello", 5), 0);
     char reason[200];
     ck_assert_int_eq(rawws_wait_close(&w, 5000, reason, sizeof(reason)), 1003);
@@ -207,7 +207,7 @@ END_TEST
 START_TEST(wrong_token)
 {
     struct rawws w;
-    ck_assert_int_eq(rawws_open(&w, d.https_port, "not-the-token", DTEST_CLUSTER), 0);
+    ck_assert_int_eq(rawws_open(&w, d.https_port, "not-the-token", d.cluster), 0);
     ck_assert_int_eq(w.status, 401);
     rawws_free(&w);
     ck_assert(file_contains(d.server_log, "bad credentials"));
@@ -219,13 +219,14 @@ END_TEST
 START_TEST(wrong_ca_checksum)
 {
     struct proc bad;
-    char log[300], env[4][200];
+    char log[300], env[5][200];
     snprintf(log, sizeof(log), "%s/bad-agent.log", d.dir);
     snprintf(env[0], sizeof(env[0]), "DROVER_SERVER=https://127.0.0.1:%d", d.https_port);
-    snprintf(env[1], sizeof(env[1]), "DROVER_TOKEN=%s", DTEST_TOKEN);
+    snprintf(env[1], sizeof(env[1]), "DROVER_TOKEN=%s", d.token);
     snprintf(env[2], sizeof(env[2]), "DROVER_CA_CHECKSUM=%064d", 0);
     snprintf(env[3], sizeof(env[3]), "DROVER_CLUSTER_ID=c-other");
-    const char *envp[] = { env[0], env[1], env[2], env[3], NULL };
+    snprintf(env[4], sizeof(env[4]), "DROVER_HEALTH_LISTEN=");
+    const char *envp[] = { env[0], env[1], env[2], env[3], env[4], NULL };
     const char *argv[] = { bin_path("drover-cluster-agent"), NULL };
     proc_spawn(&bad, argv, envp, log);
     ck_assert_int_eq(proc_wait(&bad, 15000), 1);

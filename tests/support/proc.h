@@ -27,6 +27,11 @@ void proc_spawn(struct proc *p, const char *const argv[], const char *const env[
 void proc_signal(struct proc *p, int sig);
 /* Waits up to timeout_ms; returns the exit code, 128+signal, or -1 on timeout. */
 int proc_wait(struct proc *p, int timeout_ms);
+/* SIGTERM, then waits up to timeout_ms for a clean exit (SIGKILL after).
+ * Returns the exit code as proc_wait does, or -1 if it had to be killed. */
+int proc_stop(struct proc *p, int timeout_ms);
+/* Whether drover's programs run under valgrind (make valgrind). */
+bool proc_under_valgrind(void);
 /* SIGKILL and reap. Safe on a process that already ended. */
 void proc_kill(struct proc *p);
 void proc_cleanup(void);

@@ -1,0 +1,40 @@
+/*
+ * linkstate: writes what the tunnels see into the clusters table: when a
+ * cluster agent's tunnel comes up or goes down, the cluster's state (active
+ * / disconnected), connection {via, since} and lastSeen.
+ *
+ * Writes go through the datastore pool and never block the loop. They are
+ * coalesced per cluster: at most one write per cluster is in flight, and it
+ * always carries the latest state, so an older write can never land after a
+ * newer one (PostgreSQL workers run in any order). At most LINKSTATE_INFLIGHT
+ * writes run at once, so a reconnect storm of thousands of agents does not
+ * fill the pool's queue; a failed write is retried after a pause.
+ *
+ * Owns one entry per cluster with a change not yet written, and a timer.
+ * Loop thread only.
+ */
+#ifndef DROVER_SERVER_LINKSTATE_H
+#define DROVER_SERVER_LINKSTATE_H
+
+#include <stddef.h>
+
+#include "common/loop.h"
+#include "server/db_pool.h"
+
+#define LINKSTATE_INFLIGHT 16
+
+struct linkstate;
+
+/* NULL without memory. */
+struct linkstate *linkstate_new(struct loop *l, struct db_pool *pool);
+/* Free the pool first (its done callbacks refer to ls). NULL is a no-op. */
+void linkstate_free(struct linkstate *ls);
+
+/* The cluster's link is now via ("cluster-agent", "node/<name>") or down
+ * (via NULL), as of now. */
+void linkstate_set(struct linkstate *ls, const char *cluster, const char *via);
+
+/* Clusters with a change not yet written (for tests and metrics). */
+size_t linkstate_pending(const struct linkstate *ls);
+
+#endif
