@@ -43,6 +43,12 @@ struct api *api_new(struct loop *l, const struct api_cfg *cfg)
         a->server_url[--n] = '\0';
     snprintf(a->ca_checksum, sizeof(a->ca_checksum), "%s",
              cfg->ca_checksum ? cfg->ca_checksum : "");
+    a->ca_pem = strdup(cfg->ca_pem ? cfg->ca_pem : "");
+    if (!a->ca_pem) {
+        throttle_free(a->throttle);
+        free(a);
+        return NULL;
+    }
     a->seal = cfg->seal;
     a->on_cluster_deleted = cfg->on_cluster_deleted;
     a->ud = cfg->ud;
@@ -564,6 +570,7 @@ void api_free(struct api *a)
     }
     throttle_free(a->throttle);
     OPENSSL_cleanse(&a->seal, sizeof(a->seal));
+    free(a->ca_pem);
     free(a);
 }
 

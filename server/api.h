@@ -22,6 +22,7 @@ struct api;
 struct api_cfg {
     const char *server_url;     /* for manifest URLs; copied */
     const char *ca_checksum;    /* what manifests pin; copied */
+    const char *ca_pem;         /* what kubeconfigs trust; copied */
     struct auth_sealkey seal;   /* registration-token key */
     /* Called on the loop thread after a cluster was deleted (to drop its
      * agents' tunnels). May be NULL. */

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "server/api_int.h"
+#include "server/kubeconfig.h"
 
 #define ID_TRIES            8
 #define INTERVAL_MAX_MIN    (366 * 24 * 60)
@@ -274,7 +275,48 @@ static int rotate_token(struct db *db, struct api_call *c)
     return rc < 0 ? rc : answer_cluster(db, c, c->param[0], 200);
 }
 
+/* The kubeconfig carries the token the caller authenticated this request
+ * with: it is theirs already, and it dies with their session. */
+static int kubeconfig_row(void *ud, const struct store_cluster *cl)
+{
+    struct api_call *c = ud;
+    const struct http_header *h = hs_header(c->r, "authorization");
+    char token[AUTH_API_TOKEN_SIZE + 8] = "";
+    if (h && h->value_len > 7 && h->value_len - 7 < sizeof(token)) {
+        memcpy(token, h->value + 7, h->value_len - 7);
+        token[h->value_len - 7] = '\0';
+    }
+    struct kubeconfig_params p = {
+        .server_url = c->api->server_url, .cluster_id = cl->id, .cluster_name = cl->name,
+        .ca_pem = c->api->ca_pem, .username = c->who.user.username, .token = token,
+    };
+    char err[200], *out = NULL;
+    size_t len = 0;
+    if (kubeconfig_render(&p, &out, &len, err, sizeof(err)) < 0) {
+        api_fail(c, 500, "InternalError", "cannot render the kubeconfig: %s", err);
+        return 0;
+    }
+    c->status = 200;
+    c->raw = out;
+    c->raw_len = len;
+    c->raw_type = "application/yaml";
+    return 0;
+}
+
+static int get_kubeconfig(struct db *db, struct api_call *c)
+{
+    enum store_role role;
+    int rc = api_cluster_access(db, c, STORE_ROLE_VIEWER, &role);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = store_cluster_get(db, c->param[0], c->who.user.id, kubeconfig_row, c);
+    if (rc == DB_NOTFOUND)
+        return api_no_cluster(c);
+    return rc < 0 ? rc : 0;
+}
+
 const struct api_route api_cluster_routes[] = {
+    { "GET", "/v3/clusters/{}/kubeconfig", API_AUTH, get_kubeconfig, NULL },
     { "GET", "/v3/clusters", API_AUTH, list_clusters, NULL },
     { "POST", "/v3/clusters", API_AUTH | API_BODY | API_WRITE, post_cluster, NULL },
     { "GET", "/v3/clusters/{}", API_AUTH, get_cluster, NULL },

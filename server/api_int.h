@@ -55,6 +55,7 @@ struct api {
     struct db_pool *pool;
     char server_url[512];
     char ca_checksum[AUTH_HEX_SHA256];
+    char *ca_pem;
     struct auth_sealkey seal;
     void (*on_cluster_deleted)(void *ud, const char *cluster_id);
     void *ud;

@@ -206,6 +206,7 @@ static void on_cluster_deleted(void *ud, const char *cluster)
 static int start_api(struct server *s)
 {
     struct api_cfg ac = { .server_url = s->server_url, .ca_checksum = s->pki.checksum,
+                          .ca_pem = s->pki.ca_pem,
                           .on_cluster_deleted = on_cluster_deleted, .ud = s };
     if (setup_seal_key(s, &ac.seal) < 0)
         return -1;
