@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/hmap.h"
 #include "common/log.h"
 #include "server/api_int.h"
 
@@ -89,8 +90,79 @@ static void call_free(struct api_call *c)
 }
 
 /* Answers from c and frees it. */
+/* ---- the /k8s authorization cache ----
+ * Every kubectl request is authorized (token, then membership). Asking the
+ * datastore each time puts a database round trip in front of every GET and
+ * queues concurrent clients behind the pool; a decision is therefore reused
+ * for AUTHZ_TTL_MS. Any successful API write clears the cache, so a logout,
+ * a removed member or a deleted cluster takes effect at once on this
+ * replica; an expiring token may outlive its expiry by at most the TTL. */
+#define AUTHZ_TTL_MS 5000
+#define AUTHZ_MAX 20000
+
+struct authz_entry {
+    uint64_t until;
+    char username[STORE_NAME_MAX + 1];
+};
+
+static void free_entry(const char *key, void *val, void *ud)
+{
+    (void)key;
+    (void)ud;
+    free(val);
+}
+
+static void authz_clear(struct api *a)
+{
+    if (!a->authz)
+        return;
+    hmap_each(a->authz, free_entry, NULL);
+    hmap_free(a->authz);
+    a->authz = NULL;
+}
+
+static void authz_key(char *out, size_t cap, const char *token_hash, const char *cluster)
+{
+    snprintf(out, cap, "%s|%s", token_hash, cluster);
+}
+
+static const char *authz_lookup(struct api *a, const char *token_hash, const char *cluster)
+{
+    char key[AUTH_HEX_SHA256 + API_SEG_MAX + 2];
+    if (!a->authz)
+        return NULL;
+    authz_key(key, sizeof(key), token_hash, cluster);
+    struct authz_entry *e = hmap_get(a->authz, key);
+    if (!e || e->until < loop_now_ms(a->loop))
+        return NULL;
+    return e->username;
+}
+
+static void authz_store(struct api *a, const char *token_hash, const char *cluster,
+                        const char *username)
+{
+    char key[AUTH_HEX_SHA256 + API_SEG_MAX + 2];
+    if (a->authz && hmap_count(a->authz) >= AUTHZ_MAX)
+        authz_clear(a);     /* crude but bounded; entries are cheap to rebuild */
+    if (!a->authz && !(a->authz = hmap_new()))
+        return;
+    struct authz_entry *e = malloc(sizeof(*e));
+    if (!e)
+        return;
+    e->until = loop_now_ms(a->loop) + AUTHZ_TTL_MS;
+    snprintf(e->username, sizeof(e->username), "%s", username);
+    authz_key(key, sizeof(key), token_hash, cluster);
+    void *old = hmap_put(a->authz, key, e);
+    if (old == e)
+        free(e);
+    else
+        free(old);
+}
+
 static void finish(struct api_call *c)
 {
+    if (c->route && (c->route->flags & API_WRITE) && c->status > 0 && c->status < 400)
+        authz_clear(c->api);
     if (c->status == 401 && !c->headers[0])
         snprintf(c->headers, sizeof(c->headers), "WWW-Authenticate: Bearer realm=\"drover\"\r\n");
     if (c->status == 503 && !c->headers[0])
@@ -499,6 +571,7 @@ static bool authz_after(struct api_call *c)
 {
     if (c->status != 200)
         return false;
+    authz_store(c->api, c->token_hash, c->param[0], c->who.user.username);
     c->authz_ok(c->r, c->who.user.username, c->authz_ud);
     call_free(c);
     return true;
@@ -525,6 +598,14 @@ void api_authorize_cluster(struct api *a, struct hs_req *r, const char *cluster,
     if (!read_bearer(c)) {
         api_fail(c, 401, "Unauthorized", "a valid bearer token is required");
         finish(c);
+        return;
+    }
+    const char *user = authz_lookup(a, c->token_hash, cluster);
+    if (user) {
+        char name[STORE_NAME_MAX + 1];
+        snprintf(name, sizeof(name), "%s", user);
+        call_free(c);
+        ok(r, name, ud);
         return;
     }
     submit(c, first_stage, false, false);
@@ -570,6 +651,7 @@ void api_free(struct api *a)
     }
     throttle_free(a->throttle);
     OPENSSL_cleanse(&a->seal, sizeof(a->seal));
+    authz_clear(a);
     free(a->ca_pem);
     free(a);
 }

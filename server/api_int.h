@@ -21,6 +21,8 @@
 #include "server/store.h"
 #include "server/throttle.h"
 
+struct hmap;
+
 #define API_MAX_BODY    (1024 * 1024)
 #define API_SEG_MAX     128     /* a path segment or cursor, with its NUL */
 #define API_MAX_PARAMS  2
@@ -64,6 +66,7 @@ struct api {
     struct api_call *wait_head, *wait_tail;  /* waiting for the gate */
     size_t nwaiting;
     struct api_call *delayed;                /* failed logins held back */
+    struct hmap *authz;                      /* /k8s decisions (api.c) */
 };
 
 struct api_call {

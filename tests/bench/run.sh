@@ -147,6 +147,61 @@ for WIN in 256KiB 1MiB; do
     stop_stack
 done
 
+# kube-apiserver GETs through drover versus straight to the stand-in.
+# wrk's latency lines: "50%  1.23ms" -> microseconds.
+wrk_us() { awk -v p="$1" '$1 == p { v = $2; u = 1;
+    if (v ~ /us$/) { sub(/us$/, "", v) } else if (v ~ /ms$/) { sub(/ms$/, "", v); u = 1000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); u = 1000000 }
+    printf "%.0f", v * u }'; }
+kube_rows() {
+    local ks_port tok kc_url
+    ks_port=$(free_port)
+    "$TOOLS/kube-standin" --listen 127.0.0.1:"$ks_port" --data-dir "$WORK/standin" \
+        --token system:serviceaccount:drover-system:drover=bench-sa-token \
+        --admin system:serviceaccount:drover-system:drover --admin drover:admin \
+        > "$WORK/standin.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$ks_port"
+    echo bench-sa-token > "$WORK/sa.token"
+    HTTPS=$(free_port); RELAY=$(free_port)
+    register_cluster
+    "$BIN/drover-server" --listen 127.0.0.1:"$HTTPS" --data-dir "$WORK/data" \
+        > "$WORK/server.log" 2>&1 &
+    SERVER=$!; PIDS+=("$SERVER")
+    wait_port "$HTTPS"
+    SUM=$(sha256sum "$WORK/data/ca.crt" | cut -d' ' -f1)
+    DROVER_SERVER=https://127.0.0.1:$HTTPS DROVER_TOKEN=$REG DROVER_CA_CHECKSUM=$SUM \
+        DROVER_CLUSTER_ID=$CID DROVER_HEALTH_LISTEN= \
+        DROVER_KUBE_API=https://127.0.0.1:$ks_port DROVER_KUBE_TOKEN_FILE=$WORK/sa.token \
+        DROVER_KUBE_CA_FILE=$WORK/standin/ca.crt "$BIN/drover-cluster-agent" \
+        > "$WORK/agent.log" 2>&1 &
+    AGENT=$!; PIDS+=("$AGENT")
+    for _ in $(seq 1 100); do grep -q "tunnel up" "$WORK/server.log" && break; sleep 0.1; done
+    local pw
+    pw=$(sed -n 's/^Bootstrap admin password: //p' "$WORK/boot.log")
+    tok=$(curl -sfk https://127.0.0.1:"$HTTPS"/v3/tokens \
+          -d "{\"username\":\"admin\",\"password\":\"$pw\"}" | json_field token)
+    local via="https://127.0.0.1:$HTTPS/k8s/clusters/$CID/api/v1/namespaces/default"
+    local direct="https://127.0.0.1:$ks_port/api/v1/namespaces/default"
+    for c in 1 64; do
+        local a b
+        a=$(wrk -t1 -c"$c" -d8s --latency -H "Authorization: Bearer $tok" "$via" 2>&1)
+        b=$(wrk -t1 -c"$c" -d8s --latency -H "Authorization: Bearer bench-sa-token" "$direct" 2>&1)
+        local ra rb
+        ra=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<< "$a")
+        rb=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<< "$b")
+        if grep -q "Non-2xx" <<< "$a$b"; then echo "bench: kube GET got errors" >&2; fi
+        row "GET namespace, $c client(s), requests/s" "$ra" "$rb" "$(pct "$ra" "$rb")"
+        for p in 50% 99%; do
+            local la lb
+            la=$(wrk_us "$p" <<< "$a"); lb=$(wrk_us "$p" <<< "$b")
+            row "GET namespace, $c client(s), p${p%\%} (µs)" "$la" "$lb" "$(diff_us "$la" "$lb")"
+        done
+    done
+    stop_stack
+}
+kube_rows
+
 # Memory per idle tunnel: N node-agent tunnels from the load tool.
 start_stack 256KiB
 for N in $IDLE_COUNTS; do
