@@ -32,7 +32,7 @@
 #define KX_MAX_HEAD (64 * 1024)
 #define KX_HIGH_WATER (256u * 1024)
 #define KX_MAX_GROUPS 16
-#define KX_POOL_MAX 16
+#define KX_POOL_MAX 64     /* idle keep-alive connections to the apiserver */
 #define KX_IDLE_MS 60000
 #define TOKEN_MAX 16384
 #define TOKEN_RELOAD_MS 60000
