@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="gcc make pkg-config libssl-dev libjansson-dev libyaml-dev check
-libsqlite3-dev libpq-dev postgresql etcd-server etcd-client clang
+libsqlite3-dev libpq-dev zlib1g-dev postgresql etcd-server etcd-client clang
 libclang-rt-14-dev valgrind wrk curl openssl procps"
 
 missing=""

@@ -1,0 +1,340 @@
+/*
+ * kubectl through drover: a real drover-server and cluster agent, the
+ * stand-in Kubernetes API server (tests/kube-standin) as the cluster's
+ * apiserver, and the machine's real kubectl with the kubeconfig drover hands
+ * out. The stand-in's audit log says who it saw and with which credential.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/support/dtest.h"
+
+#define SA_USER "system:serviceaccount:drover-system:drover"
+#define SA_TOKEN "standin-sa-token-7f3a9c"
+
+static struct dtest d;
+static struct proc standin;
+static int ks_port;
+static char kubeconfig[400], audit[400];
+
+static bool port_file_ready(void *ud)
+{
+    FILE *f = fopen(ud, "r");
+    if (!f)
+        return false;
+    int ok = fscanf(f, "%d", &ks_port) == 1;
+    fclose(f);
+    return ok && ks_port > 0;
+}
+
+static void start_standin(void)
+{
+    char data[400], portfile[400], log[400], tok[200];
+    snprintf(data, sizeof(data), "%s/standin", d.dir);
+    snprintf(portfile, sizeof(portfile), "%s/standin.port", d.dir);
+    snprintf(log, sizeof(log), "%s/standin.log", d.dir);
+    snprintf(audit, sizeof(audit), "%s/audit.jsonl", d.dir);
+    snprintf(tok, sizeof(tok), "%s=%s", SA_USER, SA_TOKEN);
+    /* drover:admin's binding stands for what the agent's RBAC keeper
+     * creates for cluster owners. */
+    const char *argv[] = { tool_path("kube-standin"), "--listen", "127.0.0.1:0",
+                           "--port-file", portfile, "--data-dir", data, "--token", tok,
+                           "--admin", SA_USER, "--admin", "drover:admin", "--audit", audit,
+                           NULL };
+    proc_spawn(&standin, argv, NULL, log);
+    ck_assert_msg(wait_until(port_file_ready, portfile, 15000), "stand-in did not start");
+}
+
+/* Writes the kubeconfig drover gives token's user for the test cluster. */
+static void fetch_kubeconfig(const char *token, const char *path)
+{
+    char url[200];
+    struct httpc_resp r;
+    snprintf(url, sizeof(url), "/v3/clusters/%s/kubeconfig", d.cluster);
+    ck_assert_int_eq(dtest_call(&d, "GET", url, token, NULL, &r), 200);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fwrite(r.body, 1, r.len, f);
+    fclose(f);
+    httpc_free(&r);
+}
+
+static void setup(void)
+{
+    memset(&d, 0, sizeof(d));
+    dtest_start_server(&d);
+    start_standin();
+    char tokfile[400], api[100], e1[500], e2[500], e3[500];
+    snprintf(tokfile, sizeof(tokfile), "%s/sa.token", d.dir);
+    FILE *f = fopen(tokfile, "w");
+    fputs(SA_TOKEN "\n", f);
+    fclose(f);
+    snprintf(api, sizeof(api), "https://127.0.0.1:%d", ks_port);
+    snprintf(e1, sizeof(e1), "DROVER_KUBE_API=%s", api);
+    snprintf(e2, sizeof(e2), "DROVER_KUBE_TOKEN_FILE=%s", tokfile);
+    snprintf(e3, sizeof(e3), "DROVER_KUBE_CA_FILE=%s/standin/ca.crt", d.dir);
+    const char *env[] = { e1, e2, e3, NULL };
+    dtest_start_agent(&d, env);
+    ck_assert_msg(dtest_wait_metric(&d, "drover_tunnels{kind=\"cluster\"}", 1, 15000),
+                  "agent did not connect (logs in %s)", d.dir);
+    snprintf(kubeconfig, sizeof(kubeconfig), "%s/admin.kubeconfig", d.dir);
+    fetch_kubeconfig(d.admin_token, kubeconfig);
+}
+
+static void teardown(void)
+{
+    proc_kill(&standin);
+    dtest_down(&d);
+    proc_cleanup();
+}
+
+/* Runs kubectl with a kubeconfig; returns its exit code, output in out. */
+static int kubectl(const char *kc, const char *args, char *out, size_t cap)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "KUBECONFIG=%s timeout 30 kubectl %s 2>&1", kc, args);
+    return run_capture(cmd, out, cap);
+}
+
+static void write_file(const char *name, const char *text, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", d.dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static const char deployment[] =
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\n"
+    "spec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n"
+    "  template:\n    metadata: {labels: {app: web}}\n"
+    "    spec: {containers: [{name: web, image: nginx}]}\n";
+
+START_TEST(kubectl_verbs)
+{
+    static char out[65536];
+    char dep[400], args[600];
+    ck_assert_int_eq(kubectl(kubeconfig, "get nodes", out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "node-1") && strstr(out, "node-3"), "%s", out);
+    write_file("dep.yaml", deployment, dep, sizeof(dep));
+    snprintf(args, sizeof(args), "apply -f %s", dep);
+    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_eq(kubectl(kubeconfig, "get pods -o name", out, sizeof(out)), 0);
+    char pod[200];
+    ck_assert_int_eq(sscanf(out, "pod/%199s", pod), 1);
+    char cmd[900];
+    snprintf(cmd, sizeof(cmd), "KUBECONFIG=%s timeout 5 kubectl logs -f %s 2>&1 | head -3",
+             kubeconfig, pod);
+    run_capture(cmd, out, sizeof(out));
+    ck_assert_msg(strstr(out, "line 2"), "logs -f: %s", out);
+    snprintf(args, sizeof(args), "exec %s -- echo hello-through-drover", pod);
+    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "hello-through-drover"), "exec: %s", out);
+    snprintf(cmd, sizeof(cmd), "echo stdin-data | KUBECONFIG=%s timeout 20 kubectl exec -i %s -- cat",
+             kubeconfig, pod);
+    ck_assert_int_eq(run_capture(cmd, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "stdin-data"), "exec -i: %s", out);
+    snprintf(args, sizeof(args), "delete -f %s", dep);
+    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_ne(kubectl(kubeconfig, "get deployment web", out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "NotFound") || strstr(out, "not found"), "%s", out);
+}
+END_TEST
+
+START_TEST(watch_sees_changes)
+{
+    static char out[65536];
+    char dep[400], wlog[400], args[600];
+    snprintf(wlog, sizeof(wlog), "%s/watch.log", d.dir);
+    char kcenv[500];
+    snprintf(kcenv, sizeof(kcenv), "KUBECONFIG=%s", kubeconfig);
+    const char *env[] = { kcenv, NULL };
+    const char *argv[] = { "/usr/bin/timeout", "8", "kubectl", "get", "deployments", "-w",
+                           "--output-watch-events", NULL };
+    struct proc w;
+    proc_spawn(&w, argv, env, wlog);
+    sleep(2);
+    write_file("dep.yaml", deployment, dep, sizeof(dep));
+    snprintf(args, sizeof(args), "apply -f %s", dep);
+    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    snprintf(args, sizeof(args), "delete -f %s", dep);
+    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_msg(wait_for_log(wlog, "DELETED", 8000), "watch missed the delete");
+    ck_assert(file_contains(wlog, "ADDED"));
+    proc_kill(&w);
+}
+END_TEST
+
+/* The apiserver saw the agent's token and drover's user, never the caller's
+ * drover token. */
+START_TEST(identity_seen_downstream)
+{
+    static char out[65536];
+    ck_assert_int_eq(kubectl(kubeconfig, "get namespaces", out, sizeof(out)), 0);
+    FILE *f = fopen(audit, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        ck_assert_msg(strstr(line, "\"token\":\"" SA_USER "\""), "%s", line);
+        ck_assert_msg(strstr(line, "\"user\":\"drover:admin\""), "%s", line);
+        ck_assert_msg(!strstr(line, d.admin_token), "drover token leaked: %s", line);
+        n++;
+    }
+    fclose(f);
+    ck_assert_int_gt(n, 0);
+    char slog[400];
+    snprintf(slog, sizeof(slog), "%s/standin.log", d.dir);
+    ck_assert(!file_contains(slog, d.admin_token));
+    ck_assert(!file_contains(d.agent_log, d.admin_token));
+    ck_assert(!file_contains(d.server_log, d.admin_token));
+}
+END_TEST
+
+static void make_user(const char *name, const char *role, char *token, size_t cap)
+{
+    char body[300], url[200];
+    struct httpc_resp r;
+    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"pw-%s-0123456789\","
+             "\"admin\":false}", name, name);
+    ck_assert_int_eq(dtest_call(&d, "POST", "/v3/users", d.admin_token, body, &r), 201);
+    httpc_free(&r);
+    if (role) {
+        snprintf(url, sizeof(url), "/v3/clusters/%s/members", d.cluster);
+        snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", name, role);
+        int st = dtest_call(&d, "POST", url, d.admin_token, body, &r);
+        ck_assert_msg(st == 201 || st == 200, "member add: %d", st);
+        httpc_free(&r);
+    }
+    char pw[100];
+    snprintf(pw, sizeof(pw), "pw-%s-0123456789", name);
+    ck_assert_int_eq(dtest_login(&d, name, pw, token, cap), 201);
+}
+
+START_TEST(access_rules)
+{
+    static char out[65536];
+    char bob[100], carol[100], bobkc[400], crb[400], args[600];
+    make_user("bob", "viewer", bob, sizeof(bob));
+    make_user("carol", NULL, carol, sizeof(carol));
+    /* What the agent's RBAC keeper will do for viewers: view, downstream. */
+    write_file("crb.yaml",
+               "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
+               "metadata: {name: drover-bob-view}\n"
+               "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\n"
+               "subjects: [{kind: User, name: 'drover:bob', apiGroup: rbac.authorization.k8s.io}]\n",
+               crb, sizeof(crb));
+    snprintf(args, sizeof(args), "apply -f %s", crb);
+    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    snprintf(bobkc, sizeof(bobkc), "%s/bob.kubeconfig", d.dir);
+    fetch_kubeconfig(bob, bobkc);
+    ck_assert_int_eq(kubectl(bobkc, "get pods -n kube-system", out, sizeof(out)), 0);
+    ck_assert_int_ne(kubectl(bobkc, "create configmap nope", out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "forbidden") || strstr(out, "Forbidden"), "%s", out);
+    char path[200];
+    struct httpc_resp r;
+    snprintf(path, sizeof(path), "/k8s/clusters/%s/api/v1/namespaces", d.cluster);
+    ck_assert_int_eq(dtest_call(&d, "GET", path, carol, NULL, &r), 404);
+    httpc_free(&r);
+    ck_assert_int_eq(dtest_call(&d, "GET", path, NULL, NULL, &r), 401);
+    httpc_free(&r);
+}
+END_TEST
+
+static bool cluster_state_is(void *ud)
+{
+    char url[200];
+    struct httpc_resp r;
+    snprintf(url, sizeof(url), "/v3/clusters/%s", d.cluster);
+    int st = dtest_call(&d, "GET", url, d.admin_token, NULL, &r);
+    bool ok = st == 200 && r.body && strstr(r.body, ud);
+    httpc_free(&r);
+    return ok;
+}
+
+START_TEST(disconnected_answers_503)
+{
+    static char out[65536];
+    ck_assert(wait_until(cluster_state_is, "\"state\":\"active\"", 5000));
+    proc_signal(&d.agent, SIGKILL);
+    proc_wait(&d.agent, 5000);
+    /* dead-after is 2 s in these tests; a killed agent's socket closes at once. */
+    ck_assert_msg(wait_until(cluster_state_is, "\"state\":\"disconnected\"", 3000),
+                  "cluster not disconnected");
+    long long t0 = mono_ms();
+    ck_assert_int_ne(kubectl(kubeconfig, "get nodes --request-timeout=10s", out, sizeof(out)), 0);
+    fprintf(stderr, "disconnected_answers_503: kubectl failed after %lld ms: %.120s\n",
+            mono_ms() - t0, out);
+    ck_assert_msg(strstr(out, "unable to handle") || strstr(out, "ServiceUnavailable") ||
+                  strstr(out, "503"), "%s", out);
+}
+END_TEST
+
+/* 50 watches and a 200 MiB transfer on the same tunnel; a plain GET still
+ * answers (its latency is reported, not asserted). */
+START_TEST(busy_tunnel_still_answers)
+{
+    static char out[65536];
+    char kcenv[500];
+    snprintf(kcenv, sizeof(kcenv), "KUBECONFIG=%s", kubeconfig);
+    const char *env[] = { kcenv, NULL };
+    static struct proc watches[50];
+    for (int i = 0; i < 50; i++) {
+        char wlog[400];
+        snprintf(wlog, sizeof(wlog), "%s/w%d.log", d.dir, i);
+        const char *argv[] = { "/usr/bin/timeout", "60", "kubectl", "get", "pods", "-A", "-w",
+                               NULL };
+        proc_spawn(&watches[i], argv, env, wlog);
+    }
+    char dlog[400], target[64];
+    snprintf(dlog, sizeof(dlog), "%s/download.log", d.dir);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", d.relay_port);
+    const char *dargv[] = { tool_path("tcpdata"), "download", "--connect", target, "--bytes",
+                            "209715200", NULL };
+    struct proc dl;
+    proc_spawn(&dl, dargv, NULL, dlog);
+    sleep(3);
+    char cmd[900];
+    snprintf(cmd, sizeof(cmd),
+             "curl -sk -o /dev/null -w '%%{http_code} %%{time_total}' -H 'Authorization: "
+             "Bearer %s' https://127.0.0.1:%d/k8s/clusters/%s/api/v1/namespaces/default",
+             d.admin_token, d.https_port, d.cluster);
+    double worst = 0;
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(run_capture(cmd, out, sizeof(out)), 0);
+        int code = 0;
+        double secs = 0;
+        ck_assert_int_eq(sscanf(out, "%d %lf", &code, &secs), 2);
+        ck_assert_int_eq(code, 200);
+        if (secs > worst)
+            worst = secs;
+    }
+    ck_assert_int_eq(proc_wait(&dl, 120000), 0);
+    ck_assert(file_contains(dlog, "ok=1"));
+    fprintf(stderr, "busy_tunnel_still_answers: GET under 50 watches + 200 MiB: worst %.1f ms\n",
+            worst * 1000);
+    for (int i = 0; i < 50; i++)
+        proc_kill(&watches[i]);
+}
+END_TEST
+
+Suite *suite_integration_kubectl(void)
+{
+    Suite *s = suite_create("integration/kubectl");
+    TCase *tc = tcase_create("kubectl");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 180);
+    tcase_add_test(tc, kubectl_verbs);
+    tcase_add_test(tc, watch_sees_changes);
+    tcase_add_test(tc, identity_seen_downstream);
+    tcase_add_test(tc, access_rules);
+    tcase_add_test(tc, disconnected_answers_503);
+    tcase_add_test(tc, busy_tunnel_still_answers);
+    suite_add_tcase(s, tc);
+    return s;
+}
