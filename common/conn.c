@@ -51,6 +51,7 @@ struct conn {
     bool closing_after_flush, flush_scheduled, resume_scheduled;
     bool tls_write_wants_read, drain_wanted;
     bool in_read_cb, resumed_in_cb;
+    bool draining;              /* closing: output done, reading to EOF */
     const char *deferred_error;
 
     uint8_t *held;              /* read data the owner did not take yet */
@@ -141,7 +142,7 @@ static void fail(struct conn *c, const char *why)
     if (c->state == C_CLOSED)
         return;
     close_now(c);
-    if (c->ops->on_close)
+    if (c->ops->on_close && !c->closing_after_flush)
         c->ops->on_close(c, why);
 }
 
@@ -182,7 +183,8 @@ static void opened(struct conn *c)
 {
     c->state = C_OPEN;
     update_interest(c);
-    if (c->ops->on_open)
+    /* An owner that already closed (after flush) hears nothing more. */
+    if (c->ops->on_open && !c->closing_after_flush)
         c->ops->on_open(c);
     if (c->state == C_OPEN && (c->out_pending || c->enc_pending))
         do_flush(c);
@@ -382,6 +384,36 @@ static void do_read(struct conn *c)
 
 /* ---- writing ---- */
 
+static void on_linger(struct loop_timer *t);
+
+/*
+ * A lingering close. close(2) on a socket with unread input makes Linux send
+ * RST, and the peer then loses whatever of ours it had not read yet. So send
+ * FIN, read and discard until the peer closes too (or the linger time runs
+ * out), and only then close.
+ */
+static void start_drain(struct conn *c)
+{
+    c->draining = true;
+    shutdown(c->io.fd, SHUT_WR);
+    if (!loop_timer_armed(&c->linger))
+        loop_timer_start(c->loop, &c->linger, 5000, on_linger);
+    loop_io_mod(c->loop, &c->io, LOOP_READ);
+}
+
+static void drain_input(struct conn *c)
+{
+    for (;;) {
+        ssize_t n = recv(c->io.fd, read_buf, sizeof(read_buf), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        close_now(c);   /* EOF or error: the peer is done */
+        return;
+    }
+}
+
 static void flush_done(struct conn *c)
 {
     if (c->out_pending == 0 && c->shut_wr_wanted && !c->shut_wr_done) {
@@ -398,7 +430,7 @@ static void flush_done(struct conn *c)
             const char *why;
             queue_write(c, &c->enc_head, &c->enc_tail, &c->enc_pending, &why);
         }
-        close_now(c);
+        start_drain(c);
         return;
     }
     update_interest(c);
@@ -634,6 +666,10 @@ int conn_write(struct conn *c, const void *data, size_t len)
 static void on_io(struct loop_io *io, unsigned events)
 {
     struct conn *c = (struct conn *)((char *)io - offsetof(struct conn, io));
+    if (c->draining) {
+        drain_input(c);
+        return;
+    }
     switch (c->state) {
     case C_CONNECTING:
         finish_connect(c);
@@ -923,16 +959,19 @@ static void on_linger(struct loop_timer *t)
 
 void conn_close_after_flush(struct conn *c, uint64_t linger_ms)
 {
-    if (c->state == C_CLOSED)
+    if (c->state == C_CLOSED || c->draining)
         return;
-    if (c->state != C_OPEN || c->out_pending == 0) {
+    bool queued = c->out_pending || c->enc_pending;
+    if (c->state != C_OPEN && !queued) {
         close_now(c);
         return;
     }
     c->closing_after_flush = true;
     c->read_paused = true;
     loop_timer_start(c->loop, &c->linger, linger_ms, on_linger);
-    schedule_flush(c);
+    /* Not connected yet: opened() flushes, then flush_done closes. */
+    if (c->state == C_OPEN)
+        schedule_flush(c);
 }
 
 void conn_close(struct conn *c)

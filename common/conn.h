@@ -93,8 +93,8 @@ void conn_set_out_cap(struct conn *c, size_t bytes);
 void conn_pause_read(struct conn *c);
 void conn_resume_read(struct conn *c);
 
-/* Plain TCP: send FIN once the queue is flushed (half-close). TLS: same as
- * conn_close_after_flush. */
+/* Plain TCP: send FIN once the queue is flushed (half-close). TLS: the same
+ * as conn_close_after_flush (no callbacks follow; drop the pointer). */
 void conn_shutdown_write(struct conn *c);
 /* Flush what is queued (for at most linger_ms), then close. No callbacks. */
 void conn_close_after_flush(struct conn *c, uint64_t linger_ms);

@@ -221,6 +221,14 @@ static void end_stream(struct tun_stream *s, uint16_t code, const char *reason)
         s->ops->on_end(s, code, reason);
 }
 
+/* The peer broke the protocol on s: tell it, and tell s's owner (who still
+ * holds the pointer, unlike after its own tun_stream_reset). */
+static void violation(struct tun_stream *s, uint16_t code, const char *why)
+{
+    send_reset(s->t, s->id, code, why);
+    end_stream(s, code, why);
+}
+
 static struct tun_stream *new_stream(struct tunnel *t, uint32_t id, bool peer_opened)
 {
     struct tun_stream *s = calloc(1, sizeof(*s));
@@ -416,7 +424,7 @@ static void wake(struct tun_stream *s)
 static void on_open_ok(struct tun_stream *s, const struct tun_frame *f)
 {
     if (s->state != S_OPENING || f->window < s->send_total) {
-        tun_stream_reset(s, TUN_RESET_PROTOCOL, "unexpected open-ok");
+        violation(s, TUN_RESET_PROTOCOL, "unexpected open-ok");
         return;
     }
     s->state = S_OPEN;
@@ -430,12 +438,11 @@ static void on_open_ok(struct tun_stream *s, const struct tun_frame *f)
 static void on_data(struct tun_stream *s, const struct tun_frame *f)
 {
     if (s->remote_closed) {
-        tun_stream_reset(s, TUN_RESET_PROTOCOL, "data after close");
+        violation(s, TUN_RESET_PROTOCOL, "data after close");
         return;
     }
     if (f->data_len > s->recv_limit - s->recv_total) {
-        send_reset(s->t, s->id, TUN_RESET_FLOW, "data beyond the granted window");
-        end_stream(s, TUN_RESET_FLOW, "peer sent beyond its window");
+        violation(s, TUN_RESET_FLOW, "data beyond the granted window");
         return;
     }
     s->recv_total += f->data_len;
@@ -443,7 +450,7 @@ static void on_data(struct tun_stream *s, const struct tun_frame *f)
         /* Bounded by the early window, which the flow check enforced. */
         uint8_t *e = realloc(s->early, s->early_len + f->data_len);
         if (!e) {
-            tun_stream_reset(s, TUN_RESET_INTERNAL, "out of memory");
+            violation(s, TUN_RESET_INTERNAL, "out of memory");
             return;
         }
         memcpy(e + s->early_len, f->data, f->data_len);
@@ -482,7 +489,7 @@ static void on_stream_frame(struct tunnel *t, const struct tun_frame *f)
         break;
     case TUN_WINDOW:
         if (f->window > UINT64_MAX / 2 - s->send_limit) {
-            tun_stream_reset(s, TUN_RESET_PROTOCOL, "window overflow");
+            violation(s, TUN_RESET_PROTOCOL, "window overflow");
             break;
         }
         s->send_limit += f->window;
@@ -619,7 +626,9 @@ static void tunnel_die(struct tunnel *t, uint16_t ws_code, const char *why, bool
         struct tun_stream *s = NULL;
         for (uint32_t i = 0; i < t->nbuckets && !s; i++)
             s = t->buckets[i];
-        end_stream(s, TUN_RESET_UNAVAILABLE, reason);
+        /* Closed by its owner: streams were cancelled; otherwise the link
+         * was lost under them. */
+        end_stream(s, notify ? TUN_RESET_UNAVAILABLE : TUN_RESET_CANCEL, reason);
     }
     if (notify && t->ops->on_down)
         t->ops->on_down(t, why);

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -34,9 +35,20 @@ struct item {
     db_done_fn done;
     void *arg;
     int rc;
+    uint64_t submitted_us;      /* for the latency histogram */
     uint64_t seq;
     struct item *next;
 };
+
+const double db_pool_bucket_le[DB_POOL_BUCKETS] = { 0.001, 0.005, 0.01, 0.05, 0.1,
+                                                    0.5, 1, 5 };
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 struct fifo {
     struct item *head, *tail;
@@ -52,6 +64,9 @@ struct worker {
 
 struct db_pool {
     struct loop *loop;
+    uint64_t lat_buckets[DB_POOL_BUCKETS];  /* loop thread only */
+    uint64_t lat_count;
+    double lat_sum;
     struct loop_io io;          /* eventfd: completions are waiting */
     bool io_added;
     pthread_mutex_t mu;
@@ -143,11 +158,25 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Submission to done: queueing plus the work, what a caller waits. Only the
+ * loop thread touches the histogram. */
+static void observe(struct db_pool *p, const struct item *it)
+{
+    double s = (double)(now_us() - it->submitted_us) / 1e6;
+    for (size_t i = 0; i < DB_POOL_BUCKETS; i++)
+        if (s <= db_pool_bucket_le[i])
+            p->lat_buckets[i]++;
+    p->lat_count++;
+    p->lat_sum += s;
+}
+
 /* Runs done callbacks of a detached list and frees the items. */
-static void deliver(struct item *it, bool cancelled)
+static void deliver(struct db_pool *p, struct item *it, bool cancelled)
 {
     while (it) {
         struct item *next = it->next;
+        if (!cancelled)
+            observe(p, it);
         it->done(it->arg, cancelled ? DB_CANCELLED : it->rc);
         free(it);
         it = next;
@@ -166,7 +195,7 @@ static void on_ready(struct loop_io *io, unsigned events)
     struct item *it = p->done.head;
     p->done.head = p->done.tail = NULL;
     pthread_mutex_unlock(&p->mu);
-    deliver(it, false);
+    deliver(p, it, false);
 }
 
 static int submit(struct db_pool *p, int q, db_work_fn work, db_done_fn done,
@@ -177,7 +206,7 @@ static int submit(struct db_pool *p, int q, db_work_fn work, db_done_fn done,
     struct item *it = malloc(sizeof(*it));
     if (!it)
         return DB_ERROR;
-    *it = (struct item){ .work = work, .done = done, .arg = arg };
+    *it = (struct item){ .work = work, .done = done, .arg = arg, .submitted_us = now_us() };
     int rc = DB_OK;
     pthread_mutex_lock(&p->mu);
     if (p->stopping) {
@@ -217,6 +246,9 @@ void db_pool_get_stats(struct db_pool *p, struct db_pool_stats *out)
         .completed = p->completed, .rejected = p->rejected,
     };
     pthread_mutex_unlock(&p->mu);
+    memcpy(out->lat_buckets, p->lat_buckets, sizeof(out->lat_buckets));
+    out->lat_count = p->lat_count;
+    out->lat_sum = p->lat_sum;
 }
 
 /* Both FIFOs merged back into submission order. Lock held. */
@@ -248,8 +280,8 @@ void db_pool_free(struct db_pool *p)
     if (efd >= 0)
         close(efd);
     /* No thread is left: the lists are ours without the lock. */
-    deliver(p->done.head, false);
-    deliver(cancelled, true);
+    deliver(p, p->done.head, false);
+    deliver(p, cancelled, true);
     for (unsigned i = 0; i < p->nworkers; i++)
         db_close(p->workers[i].db);
     pthread_cond_destroy(&p->cv);

@@ -45,11 +45,19 @@ struct db_pool_config {
     size_t queue_cap;   /* work waiting to start; 0 = 1024 */
 };
 
+#define DB_POOL_BUCKETS 8
+/* Upper bounds (seconds) of the latency histogram buckets. */
+extern const double db_pool_bucket_le[DB_POOL_BUCKETS];
+
 struct db_pool_stats {
     size_t queued;          /* waiting for a worker */
     size_t running;
     uint64_t completed;
     uint64_t rejected;      /* DB_QUEUE_FULL answers */
+    /* submission-to-done latency (cumulative buckets, as Prometheus wants) */
+    uint64_t lat_buckets[DB_POOL_BUCKETS];
+    uint64_t lat_count;
+    double lat_sum;
 };
 
 /*

@@ -192,10 +192,17 @@ static void s_eof(struct tun_stream *s)
     struct px *p = tun_stream_ud(s);
     if (!p->resp_started && p->c) {
         answer_after_takeover(p, 502, "BadGateway", "the cluster agent closed the exchange");
+        close_ours(p);
         return;
     }
-    if (p->raw && p->c)
-        conn_shutdown_write(p->c);
+    if (p->raw && p->c) {
+        /* The upgraded session is over upstream; the client is TLS, where a
+         * half-close is a close. */
+        conn_close_after_flush(p->c, 5000);
+        p->c = NULL;
+        close_ours(p);
+        return;
+    }
     if (!p->raw && !p->resp_done && p->resp.kind == HM_UNTIL_CLOSE)
         p->resp_done = true;
     /* A refused upgrade (no 101) is an ordinary answer: end our side too. */

@@ -188,6 +188,7 @@ static void on_store_ready(void *ud, struct db_pool *pool)
         log_warn("out of memory: cluster link state will not be recorded");
     tunnels_set_store(s->tunnels, pool, s->ls);
     api_set_pool(s->api, pool);
+    s->pool = pool;
 }
 
 static void on_store_fatal(void *ud)
@@ -296,6 +297,7 @@ static void shutdown_server(struct server *s)
     if (s->loop)
         loop_timer_stop(s->loop, &s->trim);
     relay_ports_free(s->relays);
+    s->pool = NULL;
     datastore_free(s->ds);
     if (s->api)
         api_set_pool(s->api, NULL);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/relay.h"
+#include "server/kubeproxy.h"
 
 /* Latency buckets in seconds, as Prometheus histograms want them. */
 static const double bucket_le[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5 };
@@ -65,7 +66,29 @@ static void put(struct out *o, const char *fmt, ...)
     }
 }
 
-char *metrics_render(struct tunnels *ts, size_t *len)
+static void put_pool(struct out *o, struct db_pool *pool)
+{
+    struct db_pool_stats ps;
+    if (!pool)
+        return;
+    db_pool_get_stats(pool, &ps);
+    put(o, "# HELP drover_datastore_queue Datastore jobs waiting for a worker.\n"
+           "# TYPE drover_datastore_queue gauge\ndrover_datastore_queue %zu\n", ps.queued);
+    put(o, "# HELP drover_datastore_rejected_total Datastore jobs refused (queue full).\n"
+           "# TYPE drover_datastore_rejected_total counter\n"
+           "drover_datastore_rejected_total %llu\n", (unsigned long long)ps.rejected);
+    put(o, "# HELP drover_datastore_duration_seconds Datastore jobs from submission to answer.\n"
+           "# TYPE drover_datastore_duration_seconds histogram\n");
+    for (size_t i = 0; i < DB_POOL_BUCKETS; i++)
+        put(o, "drover_datastore_duration_seconds_bucket{le=\"%g\"} %llu\n",
+            db_pool_bucket_le[i], (unsigned long long)ps.lat_buckets[i]);
+    put(o, "drover_datastore_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+           "drover_datastore_duration_seconds_sum %.6f\n"
+           "drover_datastore_duration_seconds_count %llu\n",
+        (unsigned long long)ps.lat_count, ps.lat_sum, (unsigned long long)ps.lat_count);
+}
+
+char *metrics_render(struct tunnels *ts, struct db_pool *pool, size_t *len)
 {
     struct out o = { .buf = malloc(8192), .cap = 8192 };
     if (!o.buf)
@@ -89,6 +112,10 @@ char *metrics_render(struct tunnels *ts, size_t *len)
             "drover_relay_bytes_total{direction=\"from_stream\"} %llu\n",
         (unsigned long long)relay_bytes_to_stream(),
         (unsigned long long)relay_bytes_from_stream());
+    put(&o, "# HELP drover_kube_exchanges_open kubectl requests being proxied now.\n"
+            "# TYPE drover_kube_exchanges_open gauge\ndrover_kube_exchanges_open %lu\n",
+        kubeproxy_active());
+    put_pool(&o, pool);
     put(&o, "# HELP drover_http_requests_total HTTP requests answered, by status code.\n"
             "# TYPE drover_http_requests_total counter\n");
     for (int c = 100; c < 600; c++)

@@ -33,7 +33,7 @@ static void get_version(struct hs_req *r)
 static void get_metrics(struct server *s, struct hs_req *r)
 {
     size_t len;
-    char *text = metrics_render(s->tunnels, &len);
+    char *text = metrics_render(s->tunnels, s->pool, &len);
     if (!text) {
         hs_error(r, 503, "ServiceUnavailable", "out of memory");
         return;

@@ -29,6 +29,7 @@ struct server {
     struct datastore *ds;       /* until ready, /readyz and the API say 503 */
     struct api *api;
     struct linkstate *ls;       /* once the datastore is ready */
+    struct db_pool *pool;       /* likewise (owned by ds) */
     char server_url[512];
     bool fatal;                 /* stopped because start-up failed */
 };
