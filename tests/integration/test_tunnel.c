@@ -68,18 +68,25 @@ START_TEST(hundred_streams)
 }
 END_TEST
 
+/* Starts a client that downloads through the relay port, reads stall_after
+ * bytes and then stops reading for good; returns once it has. */
+static void start_stalled_reader(struct proc *hold, const char *total, const char *stall_after)
+{
+    char hold_log[300], target[64];
+    snprintf(hold_log, sizeof(hold_log), "%s/hold.log", d.dir);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", d.relay_port);
+    const char *argv[] = { tool_path("tcpdata"), "hold", "--connect", target, "--download",
+                           total, "--stall-after", stall_after, NULL };
+    proc_spawn(hold, argv, NULL, hold_log);
+    ck_assert_msg(wait_for_log(hold_log, "mode=hold", 15000), "hold client never read");
+}
+
 /* A reader that stops: the sender stalls at the window, memory stays flat on
  * both ends, and another stream of the same tunnel still completes. */
 START_TEST(stalled_reader)
 {
-    char hold_log[300], hold_args[128];
-    snprintf(hold_log, sizeof(hold_log), "%s/hold.log", d.dir);
-    snprintf(hold_args, sizeof(hold_args), "127.0.0.1:%d", d.relay_port);
-    const char *argv[] = { tool_path("tcpdata"), "hold", "--connect", hold_args, "--download",
-                           "4294967296", "--stall-after", "1048576", NULL };
     struct proc hold;
-    proc_spawn(&hold, argv, NULL, hold_log);
-    ck_assert_msg(wait_for_log(hold_log, "mode=hold", 15000), "hold client never read");
+    start_stalled_reader(&hold, "4294967296", "1048576");
     sleep(2);   /* let every buffer on the path fill up */
     long srv0 = rss_kib(d.server.pid), ag0 = rss_kib(d.agent.pid);
     char args[256];
@@ -104,14 +111,8 @@ END_TEST
 START_TEST(server_restart)
 {
     int fds0 = fd_count(d.agent.pid);
-    char hold_log[300], target[64];
-    snprintf(hold_log, sizeof(hold_log), "%s/hold.log", d.dir);
-    snprintf(target, sizeof(target), "127.0.0.1:%d", d.relay_port);
-    const char *argv[] = { tool_path("tcpdata"), "hold", "--connect", target, "--download",
-                           "1073741824", "--stall-after", "65536", NULL };
     struct proc hold;
-    proc_spawn(&hold, argv, NULL, hold_log);
-    ck_assert(wait_for_log(hold_log, "mode=hold", 15000));
+    start_stalled_reader(&hold, "1073741824", "65536");
     ck_assert_int_gt(fd_count(d.agent.pid), fds0);   /* the stream's target socket */
     proc_signal(&d.server, SIGKILL);
     proc_wait(&d.server, 5000);
@@ -130,14 +131,8 @@ END_TEST
 
 START_TEST(agent_sigkill)
 {
-    char hold_log[300], target[64];
-    snprintf(hold_log, sizeof(hold_log), "%s/hold.log", d.dir);
-    snprintf(target, sizeof(target), "127.0.0.1:%d", d.relay_port);
-    const char *argv[] = { tool_path("tcpdata"), "hold", "--connect", target, "--download",
-                           "1073741824", "--stall-after", "65536", NULL };
     struct proc hold;
-    proc_spawn(&hold, argv, NULL, hold_log);
-    ck_assert(wait_for_log(hold_log, "mode=hold", 15000));
+    start_stalled_reader(&hold, "1073741824", "65536");
     ck_assert_int_eq(dtest_metric(&d, "drover_streams_open"), 1);
     proc_signal(&d.agent, SIGKILL);
     proc_wait(&d.agent, 5000);
