@@ -109,11 +109,8 @@ static void free_buffers(struct conn *c)
     c->held_len = c->held_off = 0;
 }
 
-static void close_now(struct conn *c)
+static void live_unlink(struct conn *c)
 {
-    if (c->state == C_CLOSED)
-        return;
-    c->state = C_CLOSED;
     if (c->live_prev)
         c->live_prev->live_next = c->live_next;
     else
@@ -121,6 +118,14 @@ static void close_now(struct conn *c)
     if (c->live_next)
         c->live_next->live_prev = c->live_prev;
     live_count--;
+}
+
+static void close_now(struct conn *c)
+{
+    if (c->state == C_CLOSED)
+        return;
+    c->state = C_CLOSED;
+    live_unlink(c);
     int fd = c->io.fd;
     loop_io_del(c->loop, &c->io);
     loop_timer_stop(c->loop, &c->linger);
@@ -807,13 +812,7 @@ static void discard(struct conn *c)
     c->state = C_CONNECTING;    /* anything but C_CLOSED */
     loop_io_del(c->loop, &c->io);
     c->io.fd = -1;
-    if (c->live_prev)
-        c->live_prev->live_next = c->live_next;
-    else
-        live_head = c->live_next;
-    if (c->live_next)
-        c->live_next->live_prev = c->live_prev;
-    live_count--;
+    live_unlink(c);
     free(c);
 }
 

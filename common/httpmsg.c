@@ -3,6 +3,7 @@
  */
 #include "common/httpmsg.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -93,4 +94,43 @@ bool httpmsg_keep_alive(int minor_version, const struct http_header *h, size_t n
     if (minor_version == 0)
         return c && http1_has_token(c->value, c->value_len, "keep-alive");
     return !(c && http1_has_token(c->value, c->value_len, "close"));
+}
+
+int httpmsg_head_feed(struct httpmsg_head *h, const uint8_t *p, size_t n,
+                      bool head_request, struct httpmsg *m, size_t *body_off)
+{
+    if (h->done) {
+        *body_off = 0;
+        return 1;
+    }
+    if (!h->buf && !(h->buf = malloc(HTTPMSG_MAX_HEAD)))
+        return -1;
+    size_t take = n < HTTPMSG_MAX_HEAD - h->len ? n : HTTPMSG_MAX_HEAD - h->len;
+    memcpy(h->buf + h->len, p, take);
+    size_t prev = h->len;
+    h->len += take;
+    struct http_header hd[64];
+    struct http_response res = { .headers = hd, .num_headers = 64 };
+    ssize_t hl = http1_parse_response(h->buf, h->len, &res);
+    const char *why;
+    if (hl == -2) {
+        *body_off = n;
+        return h->len == HTTPMSG_MAX_HEAD ? -1 : 0;
+    }
+    if (hl < 0 || httpmsg_response(m, &res, head_request, &why) < 0)
+        return -1;
+    *body_off = (size_t)hl - prev;
+    h->done = true;
+    h->status = res.status;
+    h->keep_alive = res.status != 101 && m->kind != HM_UNTIL_CLOSE &&
+                    httpmsg_keep_alive(res.minor_version, hd, res.num_headers);
+    httpmsg_head_free(h);
+    return 1;
+}
+
+void httpmsg_head_free(struct httpmsg_head *h)
+{
+    free(h->buf);
+    h->buf = NULL;
+    h->len = 0;
 }

@@ -36,6 +36,30 @@ int httpmsg_response(struct httpmsg *m, const struct http_response *res,
  * -1 if a chunked body is malformed. */
 ssize_t httpmsg_feed(struct httpmsg *m, const uint8_t *p, size_t len);
 
+/*
+ * Follows an answer head that is being passed through in pieces: keeps a
+ * side copy (up to HTTPMSG_MAX_HEAD) until it parses, then sets the framing.
+ * Zero it to start; httpmsg_head_free() releases the copy.
+ */
+#define HTTPMSG_MAX_HEAD (64 * 1024)
+struct httpmsg_head {
+    char *buf;
+    size_t len;
+    bool done;
+    int status;                 /* once done */
+    bool keep_alive;            /* once done: the connection may be reused */
+};
+
+/*
+ * Feeds n bytes that were passed on. Returns 1 when the head completed
+ * inside p (*body_off: where the body starts in p; m: the answer's
+ * framing), 0 when more is needed (*body_off = n), -1 if the head is
+ * malformed or over the cap (or memory ran out).
+ */
+int httpmsg_head_feed(struct httpmsg_head *h, const uint8_t *p, size_t n,
+                      bool head_request, struct httpmsg *m, size_t *body_off);
+void httpmsg_head_free(struct httpmsg_head *h);
+
 /* Whether the connection may carry another message after this one. */
 bool httpmsg_keep_alive(int minor_version, const struct http_header *h, size_t n);
 

@@ -73,9 +73,8 @@ struct kx {
     size_t head_len;
     bool head_request;          /* method HEAD: the answer has no body */
     struct httpmsg req, resp;
-    char *rhead;                /* answer head copy, for its framing */
-    size_t rhead_len;
-    bool rhead_done, resp_done, req_done, reusable;
+    struct httpmsg_head rh;     /* the answer head, for its framing */
+    bool resp_done, req_done, reusable;
     size_t credit_held;
 };
 
@@ -111,7 +110,7 @@ static int load_token(struct kubeapi *k)
 static void kx_free(struct kx *x)
 {
     free(x->head);
-    free(x->rhead);
+    httpmsg_head_free(&x->rh);
     free(x);
 }
 
@@ -249,34 +248,16 @@ static const struct conn_ops idle_ops = { .on_read = idle_read, .on_close = idle
 /* Learns the answer's framing from the bytes forwarded so far. */
 static int track_head(struct kx *x, const uint8_t *p, size_t n, size_t *body_off)
 {
-    size_t room = KX_MAX_HEAD - x->rhead_len;
-    size_t take = n < room ? n : room;
-    memcpy(x->rhead + x->rhead_len, p, take);
-    size_t prev = x->rhead_len;
-    x->rhead_len += take;
-    struct http_header h[64];
-    struct http_response res = { .headers = h, .num_headers = 64 };
-    ssize_t hl = http1_parse_response(x->rhead, x->rhead_len, &res);
-    const char *why = "malformed answer head";
-    if (hl == -2) {
-        *body_off = n;
-        return x->rhead_len == KX_MAX_HEAD ? -1 : 0;
-    }
-    if (hl < 0 || httpmsg_response(&x->resp, &res, x->head_request, &why) < 0) {
-        log_warn("kube-apiserver answered badly: %s", why);
+    int r = httpmsg_head_feed(&x->rh, p, n, x->head_request, &x->resp, body_off);
+    if (r < 0) {
+        log_warn("the kube-apiserver sent a malformed answer head");
         return -1;
     }
-    x->rhead_done = true;
-    *body_off = (size_t)hl - prev;
-    if (res.status == 101) {
-        x->state = KX_RAW;
-        x->reusable = false;
-    } else {
-        x->reusable = x->resp.kind != HM_UNTIL_CLOSE &&
-                      httpmsg_keep_alive(res.minor_version, h, res.num_headers);
+    if (r == 1) {
+        if (x->rh.status == 101)
+            x->state = KX_RAW;
+        x->reusable = x->rh.keep_alive;
     }
-    free(x->rhead);
-    x->rhead = NULL;
     return 0;
 }
 
@@ -284,11 +265,11 @@ static int track_head(struct kx *x, const uint8_t *p, size_t n, size_t *body_off
 static bool forwarded(struct kx *x, const uint8_t *p, size_t n)
 {
     size_t off = 0;
-    if (!x->rhead_done && track_head(x, p, n, &off) < 0) {
+    if (!x->rh.done && track_head(x, p, n, &off) < 0) {
         kx_abort(x, TUN_RESET_PROTOCOL, "malformed answer from the kube-apiserver");
         return false;
     }
-    if (!x->rhead_done || x->state == KX_RAW || x->resp_done)
+    if (!x->rh.done || x->state == KX_RAW || x->resp_done)
         return true;
     ssize_t r = httpmsg_feed(&x->resp, p + off, n - off);
     if (r < 0) {
@@ -330,14 +311,14 @@ static void up_eof(struct conn *c)
         free(u);
         return;
     }
-    if (x->rhead_done && (x->state == KX_RAW || x->resp.kind == HM_UNTIL_CLOSE)) {
+    if (x->rh.done && (x->state == KX_RAW || x->resp.kind == HM_UNTIL_CLOSE)) {
         x->resp_done = true;
         x->reusable = false;
         x->req_done = true;     /* nothing more can be sent upstream anyway */
         maybe_finish(x);
         return;
     }
-    kx_abort(x, x->rhead_done ? TUN_RESET_CANCEL : TUN_RESET_UNAVAILABLE,
+    kx_abort(x, x->rh.done ? TUN_RESET_CANCEL : TUN_RESET_UNAVAILABLE,
              "the kube-apiserver closed the connection");
 }
 
@@ -352,7 +333,7 @@ static void up_close(struct conn *c, const char *why)
     char msg[300];
     snprintf(msg, sizeof(msg), "kube-apiserver: %s", why);
     log_warn("%s", msg);
-    kx_abort(x, x->rhead_done ? TUN_RESET_CANCEL : TUN_RESET_UNAVAILABLE, msg);
+    kx_abort(x, x->rh.done ? TUN_RESET_CANCEL : TUN_RESET_UNAVAILABLE, msg);
 }
 
 static void up_drain(struct conn *c)
@@ -472,8 +453,7 @@ static void start_request(struct kx *x, const struct http_request *rq, size_t hl
     x->req_done = x->req.done;
     char *out = malloc(KX_MAX_HEAD + TOKEN_MAX + 4096);
     size_t len = out ? rewrite_head(x, rq, out, KX_MAX_HEAD + TOKEN_MAX + 4096) : 0;
-    x->rhead = malloc(KX_MAX_HEAD);
-    x->up = len && x->rhead ? pool_get(x->k, x) : NULL;
+    x->up = len ? pool_get(x->k, x) : NULL;
     if (!x->up || conn_write(x->up->c, out, len) < 0) {
         free(out);
         kx_abort(x, TUN_RESET_UNAVAILABLE, "cannot reach the kube-apiserver");

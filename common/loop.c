@@ -216,7 +216,9 @@ void loop_io_del(struct loop *l, struct loop_io *io)
 
 /* ---- cross-thread posts ---- */
 
-int loop_post(struct loop *l, void (*fn)(void *arg), void *arg)
+/* Appends a new item for fn(arg) to a FIFO. 0 or -1 (ENOMEM). */
+static int fifo_add(struct loop_post_item **head, struct loop_post_item **tail,
+                    void (*fn)(void *arg), void *arg)
 {
     struct loop_post_item *it = malloc(sizeof(*it));
     if (!it)
@@ -224,13 +226,21 @@ int loop_post(struct loop *l, void (*fn)(void *arg), void *arg)
     it->fn = fn;
     it->arg = arg;
     it->next = NULL;
-    pthread_mutex_lock(&l->post_lock);
-    if (l->post_tail)
-        l->post_tail->next = it;
+    if (*tail)
+        (*tail)->next = it;
     else
-        l->post_head = it;
-    l->post_tail = it;
+        *head = it;
+    *tail = it;
+    return 0;
+}
+
+int loop_post(struct loop *l, void (*fn)(void *arg), void *arg)
+{
+    pthread_mutex_lock(&l->post_lock);
+    int rc = fifo_add(&l->post_head, &l->post_tail, fn, arg);
     pthread_mutex_unlock(&l->post_lock);
+    if (rc < 0)
+        return -1;
     uint64_t one = 1;
     /* EAGAIN means the counter is already non-zero: the loop will wake. */
     ssize_t w = write(l->post_io.fd, &one, sizeof(one));
@@ -240,18 +250,7 @@ int loop_post(struct loop *l, void (*fn)(void *arg), void *arg)
 
 int loop_defer(struct loop *l, void (*fn)(void *arg), void *arg)
 {
-    struct loop_post_item *it = malloc(sizeof(*it));
-    if (!it)
-        return -1;
-    it->fn = fn;
-    it->arg = arg;
-    it->next = NULL;
-    if (l->defer_tail)
-        l->defer_tail->next = it;
-    else
-        l->defer_head = it;
-    l->defer_tail = it;
-    return 0;
+    return fifo_add(&l->defer_head, &l->defer_tail, fn, arg);
 }
 
 static void run_deferred(struct loop *l)

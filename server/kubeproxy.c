@@ -32,8 +32,7 @@ struct px {
     struct httpmsg req, resp;
     bool keep_alive, upgrade_req, head_req, raw;
     bool req_done, resp_started, resp_done, resp_reusable, closed_ours;
-    char *rhead;                /* the answer head so far (side copy) */
-    size_t rhead_len;
+    struct httpmsg_head rh;     /* the answer head, for its framing */
     size_t credit_held;
 };
 
@@ -92,7 +91,7 @@ static void answer_after_takeover(struct px *p, int code, const char *reason,
 static void px_free(struct px *p)
 {
     active--;
-    free(p->rhead);
+    httpmsg_head_free(&p->rh);
     free(p);
 }
 
@@ -121,28 +120,12 @@ static void finish_client(struct px *p)
 
 static int track_head(struct px *p, const uint8_t *d, size_t n, size_t *body_off)
 {
-    size_t room = PX_MAX_HEAD - p->rhead_len;
-    size_t take = n < room ? n : room;
-    memcpy(p->rhead + p->rhead_len, d, take);
-    size_t prev = p->rhead_len;
-    p->rhead_len += take;
-    struct http_header h[64];
-    struct http_response res = { .headers = h, .num_headers = 64 };
-    ssize_t hl = http1_parse_response(p->rhead, p->rhead_len, &res);
-    const char *why;
-    if (hl == -2) {
-        *body_off = n;
-        return p->rhead_len == PX_MAX_HEAD ? -1 : 0;
+    int r = httpmsg_head_feed(&p->rh, d, n, p->head_req, &p->resp, body_off);
+    if (r == 1) {
+        p->raw = p->rh.status == 101;
+        p->resp_reusable = p->rh.keep_alive;
     }
-    if (hl < 0 || httpmsg_response(&p->resp, &res, p->head_req, &why) < 0)
-        return -1;
-    *body_off = (size_t)hl - prev;
-    p->raw = res.status == 101;
-    p->resp_reusable = !p->raw && p->resp.kind != HM_UNTIL_CLOSE &&
-                       httpmsg_keep_alive(res.minor_version, h, res.num_headers);
-    free(p->rhead);
-    p->rhead = NULL;
-    return 1;
+    return r;
 }
 
 static void s_data(struct tun_stream *s, const uint8_t *d, size_t n)
@@ -151,11 +134,8 @@ static void s_data(struct tun_stream *s, const uint8_t *d, size_t n)
     if (!p->c)
         return;
     size_t off = 0;
-    if (!p->resp_started) {
-        p->resp_started = true;
-        p->rhead = malloc(PX_MAX_HEAD);
-    }
-    if (p->rhead) {
+    p->resp_started = true;
+    if (!p->rh.done) {
         int t = track_head(p, d, n, &off);
         if (t < 0) {
             tun_stream_reset(s, TUN_RESET_PROTOCOL, "malformed answer");
@@ -174,7 +154,7 @@ static void s_data(struct tun_stream *s, const uint8_t *d, size_t n)
         maybe_done(p);
         return;
     }
-    if (!p->rhead && !p->raw && off < n) {
+    if (p->rh.done && !p->raw && off < n) {
         ssize_t r = httpmsg_feed(&p->resp, d + off, n - off);
         if (r < 0 || (size_t)r < n - off)
             p->resp_reusable = false;
