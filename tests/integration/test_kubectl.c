@@ -170,6 +170,38 @@ START_TEST(watch_sees_changes)
 }
 END_TEST
 
+/* kubectl port-forward through drover: the stand-in's pods echo on any
+ * port, so what we send comes back through both tunnels. */
+START_TEST(port_forward_echoes)
+{
+    static char out[65536];
+    char dep[400], args[600];
+    write_file("dep.yaml", deployment, dep, sizeof(dep));
+    snprintf(args, sizeof(args), "apply -f %s", dep);
+    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_eq(kubectl(kubeconfig, "get pods -o name", out, sizeof(out)), 0);
+    char pod[200], kcenv[500], ports[32], pflog[400];
+    ck_assert_int_eq(sscanf(out, "pod/%199s", pod), 1);
+    int port = free_port();
+    snprintf(ports, sizeof(ports), "%d:80", port);
+    snprintf(kcenv, sizeof(kcenv), "KUBECONFIG=%s", kubeconfig);
+    snprintf(pflog, sizeof(pflog), "%s/pf.log", d.dir);
+    const char *env[] = { kcenv, NULL };
+    const char *argv[] = { "/usr/bin/timeout", "30", "kubectl", "port-forward", pod, ports,
+                           NULL };
+    struct proc pf;
+    proc_spawn(&pf, argv, env, pflog);
+    ck_assert_msg(wait_for_log(pflog, "Forwarding from", 15000), "port-forward did not start");
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd),
+             "bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d; printf through-two-tunnels >&3; "
+             "timeout 5 head -c 19 <&3'", port);
+    ck_assert_int_eq(run_capture(cmd, out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "through-two-tunnels");
+    proc_kill(&pf);
+}
+END_TEST
+
 /* The apiserver saw the agent's token and drover's user, never the caller's
  * drover token. */
 START_TEST(identity_seen_downstream)
@@ -331,6 +363,7 @@ Suite *suite_integration_kubectl(void)
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, kubectl_verbs);
     tcase_add_test(tc, watch_sees_changes);
+    tcase_add_test(tc, port_forward_echoes);
     tcase_add_test(tc, identity_seen_downstream);
     tcase_add_test(tc, access_rules);
     tcase_add_test(tc, disconnected_answers_503);
