@@ -144,7 +144,10 @@ FUZZERS := $(patsubst fuzz/fuzz_%.c,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_SRCS))
 fuzz: deps $(FUZZERS)
 	@for f in $(FUZZERS); do n=$${f##*/fuzz_}; mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(FUZZ_BUILD)/corpus/$$n fuzz/corpus/$$n 2>&1 | tail -n 3 || exit 1; done
+	  if ! $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+	       $(FUZZ_BUILD)/corpus/$$n fuzz/corpus/$$n > $(FUZZ_BUILD)/$$n.log 2>&1; then \
+	    tail -n 40 $(FUZZ_BUILD)/$$n.log; echo "fuzz target $$n failed"; exit 1; fi; \
+	  tail -n 1 $(FUZZ_BUILD)/$$n.log; done
 
 .SECONDARY:
 
