@@ -18,9 +18,12 @@
 #include "common/conn.h"
 #include "common/health.h"
 #include "common/kubeapi.h"
+#include "common/kubeclient.h"
 #include "common/log.h"
 #include "common/netaddr.h"
+#include "common/rbackeeper.h"
 #include "common/relay.h"
+#include "common/reporter.h"
 #include "common/tls.h"
 #include "common/url.h"
 #include "proto/frame.h"
@@ -41,6 +44,8 @@ struct agent {
     struct tunnel *t;           /* once up */
     bool standby;               /* the server prefers a newer agent of ours */
     struct kubeapi *kube;       /* the kube-api service, when configured */
+    struct kubeclient *kc;      /* the agent's own API calls (with kube) */
+    struct reporter *rep;       /* cluster agents, while the tunnel is up */
     struct health *health;
     char headers[1024];
 };
@@ -144,6 +149,14 @@ static void on_stream_open(struct tunnel *t, struct tun_stream *s, const char *s
                              "this agent has no kube-apiserver configured (DROVER_KUBE_API)");
         return;
     }
+    if (strcmp(service, "rbac") == 0) {
+        if (a->kc)
+            rbackeeper_serve(a->kc, s);
+        else
+            tun_stream_reset(s, TUN_RESET_UNAVAILABLE,
+                             "this agent has no kube-apiserver configured (DROVER_KUBE_API)");
+        return;
+    }
     char msg[128];
     snprintf(msg, sizeof(msg), "this agent has no service \"%s\"", service);
     tun_stream_reset(s, TUN_RESET_REFUSED, msg);
@@ -157,6 +170,8 @@ static void dial(struct agent *a);
 static void on_tunnel_down(struct tunnel *t, const char *why)
 {
     struct agent *a = tunnel_ud(t);
+    reporter_free(a->rep);
+    a->rep = NULL;
     a->t = NULL;
     schedule_retry(a, why);
 }
@@ -207,6 +222,9 @@ static void on_ws_open(struct ws *w)
     url_hostport(&a->servers[a->cur], hp, sizeof(hp));
     log_info("connected to %s (cluster %s%s%s)", hp, a->cfg->cluster_id,
              a->cfg->node_role ? ", node " : "", a->cfg->node_role ? a->cfg->node_name : "");
+    /* The cluster agent speaks for the cluster; node agents only serve. */
+    if (!a->cfg->node_role && a->kc && !(a->rep = reporter_new(a->loop, a->kc, a->t)))
+        log_warn("cannot start cluster reports: out of memory");
 }
 
 static void on_ws_close(struct ws *w, const char *why)
@@ -388,7 +406,9 @@ int agent_run(const struct agent_cfg *cfg)
     if (cfg->kube.url) {
         char err[400];
         a.kube = kubeapi_new(a.loop, &cfg->kube, err, sizeof(err));
-        if (!a.kube) {
+        if (a.kube)
+            a.kc = kubeclient_new(a.loop, &cfg->kube, err, sizeof(err));
+        if (!a.kube || !a.kc) {
             log_error("%s", err);
             goto out;
         }
@@ -411,10 +431,14 @@ out:
     kubeapi_free(a.kube);
     if (a.loop) {
         loop_timer_stop(a.loop, &a.retry);
+        reporter_free(a.rep);
+        a.rep = NULL;
         if (a.t)
             tunnel_close(a.t, WS_CLOSE_GOING_AWAY, "agent stopping");
         else if (a.ws)
             ws_close(a.ws, WS_CLOSE_GOING_AWAY, "agent stopping");
+        /* After the tunnel: its rbac streams have let go of their calls. */
+        kubeclient_free(a.kc);
         conn_close_all();
         loop_free(a.loop);
     }

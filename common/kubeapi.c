@@ -34,7 +34,7 @@
 #define KX_MAX_GROUPS 16
 #define KX_POOL_MAX 64     /* idle keep-alive connections to the apiserver */
 #define KX_IDLE_MS 60000
-#define TOKEN_MAX 16384
+#define TOKEN_MAX KUBEAPI_TOKEN_MAX
 #define TOKEN_RELOAD_MS 60000
 
 struct upconn;
@@ -45,8 +45,7 @@ struct kubeapi {
     struct url url;
     struct netaddr addr;
     char *token_file;
-    char token[TOKEN_MAX];
-    uint64_t token_at;
+    struct kubeapi_token tok;
     struct upconn *idle;        /* keep-alive connections, most recent first */
     size_t nidle;
 };
@@ -84,25 +83,30 @@ static const struct tun_stream_ops kx_ops;
 /* ---- credentials ---- */
 
 /* The token of a projected service account rotates: read it again now and
- * then rather than once. -1 if it cannot be read. */
-static int load_token(struct kubeapi *k)
+ * then rather than once. */
+int kubeapi_token_load(struct kubeapi_token *t, uint64_t now_ms)
 {
-    uint64_t now = loop_now_ms(k->loop);
-    if (k->token[0] && now - k->token_at < TOKEN_RELOAD_MS)
+    if (t->value[0] && now_ms - t->at < TOKEN_RELOAD_MS)
         return 0;
-    int fd = open(k->token_file, O_RDONLY | O_CLOEXEC);
+    int fd = open(t->file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return k->token[0] ? 0 : -1;
-    ssize_t n = read(fd, k->token, sizeof(k->token) - 1);
+        return t->value[0] ? 0 : -1;
+    char buf[TOKEN_MAX];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
-    while (n > 0 && (k->token[n - 1] == '\n' || k->token[n - 1] == '\r' ||
-                     k->token[n - 1] == ' '))
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
         n--;
     if (n <= 0)
-        return k->token[0] ? 0 : -1;
-    k->token[n] = '\0';
-    k->token_at = now;
+        return t->value[0] ? 0 : -1;
+    memcpy(t->value, buf, (size_t)n);
+    t->value[n] = '\0';
+    t->at = now_ms;
     return 0;
+}
+
+static int load_token(struct kubeapi *k)
+{
+    return kubeapi_token_load(&k->tok, loop_now_ms(k->loop));
 }
 
 /* ---- exchange lifetime ---- */
@@ -406,7 +410,7 @@ static size_t rewrite_head(struct kx *x, const struct http_request *rq, char *ou
     if (ok && up)
         ok = put_header(out, cap, &len, "Connection", "Upgrade", 7);
     ok = ok && put(out, cap, &len, "Authorization: Bearer ", 22) &&
-         put(out, cap, &len, x->k->token, strlen(x->k->token)) && put(out, cap, &len, "\r\n", 2) &&
+         put(out, cap, &len, x->k->tok.value, strlen(x->k->tok.value)) && put(out, cap, &len, "\r\n", 2) &&
          put_header(out, cap, &len, "Impersonate-User", x->user, strlen(x->user));
     for (int g = 0; ok && g < x->ngroups; g++)
         ok = put_header(out, cap, &len, "Impersonate-Group", x->groups[g], strlen(x->groups[g]));
@@ -586,29 +590,24 @@ void kubeapi_serve(struct kubeapi *k, struct tun_stream *s, const uint8_t *meta,
     }
 }
 
-struct kubeapi *kubeapi_new(struct loop *l, const struct kubeapi_cfg *cfg,
-                            char *err, size_t errlen)
+int kubeapi_endpoint(const struct kubeapi_cfg *cfg, struct url *url, struct netaddr *addr,
+                     SSL_CTX **ctx, char *err, size_t errlen)
 {
-    const char *why;
-    struct kubeapi *k = calloc(1, sizeof(*k));
-    if (!k) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    k->loop = l;
-    if (url_parse(cfg->url, &k->url, &why) < 0 || strcmp(k->url.scheme, "https") != 0) {
+    const char *why = NULL;
+    *ctx = NULL;
+    if (url_parse(cfg->url, url, &why) < 0 || strcmp(url->scheme, "https") != 0) {
         snprintf(err, errlen, "kube-api %s: %s", cfg->url, why ? why : "must be https://");
-        goto fail;
+        return -1;
     }
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
     char port[8];
-    snprintf(port, sizeof(port), "%d", k->url.port);
-    if (getaddrinfo(k->url.host, port, &hints, &res) != 0 || !res) {
-        snprintf(err, errlen, "kube-api: cannot resolve %s", k->url.host);
-        goto fail;
+    snprintf(port, sizeof(port), "%d", url->port);
+    if (getaddrinfo(url->host, port, &hints, &res) != 0 || !res) {
+        snprintf(err, errlen, "kube-api: cannot resolve %s", url->host);
+        return -1;
     }
-    memcpy(&k->addr.ss, res->ai_addr, res->ai_addrlen);
-    k->addr.len = res->ai_addrlen;
+    memcpy(&addr->ss, res->ai_addr, res->ai_addrlen);
+    addr->len = res->ai_addrlen;
     freeaddrinfo(res);
     FILE *f = fopen(cfg->ca_file, "r");
     char *pem = f ? malloc(1 << 20) : NULL;
@@ -618,12 +617,29 @@ struct kubeapi *kubeapi_new(struct loop *l, const struct kubeapi_cfg *cfg,
     if (!pem || n == 0) {
         free(pem);
         snprintf(err, errlen, "kube-api CA file %s cannot be read", cfg->ca_file);
+        return -1;
+    }
+    *ctx = tls_client_ctx_pinned(pem, n, err, errlen);
+    free(pem);
+    return *ctx ? 0 : -1;
+}
+
+struct kubeapi *kubeapi_new(struct loop *l, const struct kubeapi_cfg *cfg,
+                            char *err, size_t errlen)
+{
+    struct kubeapi *k = calloc(1, sizeof(*k));
+    if (!k) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    k->loop = l;
+    k->token_file = strdup(cfg->token_file);
+    if (!k->token_file) {
+        snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    k->ctx = tls_client_ctx_pinned(pem, n, err, errlen);
-    free(pem);
-    k->token_file = strdup(cfg->token_file);
-    if (!k->ctx || !k->token_file)
+    k->tok.file = k->token_file;
+    if (kubeapi_endpoint(cfg, &k->url, &k->addr, &k->ctx, err, errlen) < 0)
         goto fail;
     return k;
 fail:

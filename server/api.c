@@ -52,9 +52,17 @@ struct api *api_new(struct loop *l, const struct api_cfg *cfg)
     }
     a->seal = cfg->seal;
     a->on_cluster_deleted = cfg->on_cluster_deleted;
+    a->on_membership_changed = cfg->on_membership_changed;
+    a->node_connected = cfg->node_connected;
     a->ud = cfg->ud;
     a->heavy_cap = HEAVY_CAP;
     return a;
+}
+
+void api_membership_changed(struct api *a, const char *cluster)
+{
+    if (a->on_membership_changed)
+        a->on_membership_changed(a->ud, cluster);
 }
 
 void api_set_pool(struct api *a, struct db_pool *pool)

@@ -27,6 +27,13 @@ struct api_cfg {
     /* Called on the loop thread after a cluster was deleted (to drop its
      * agents' tunnels). May be NULL. */
     void (*on_cluster_deleted)(void *ud, const char *cluster_id);
+    /* Called on the loop thread after a write that changed who has which
+     * role in cluster_id (NULL: possibly in every cluster: a user deleted,
+     * an admin flag changed). May be NULL. */
+    void (*on_membership_changed)(void *ud, const char *cluster_id);
+    /* Loop thread: whether node of cluster has a node-agent tunnel now, for
+     * the live agentConnected of /nodes. May be NULL (the stored value). */
+    bool (*node_connected)(void *ud, const char *cluster_id, const char *node);
     void *ud;
 };
 

@@ -260,6 +260,15 @@ static bool after_delete(struct api_call *c)
     return false;
 }
 
+/* A new cluster's owner (and every admin) needs bindings once it connects. */
+static bool after_create(struct api_call *c)
+{
+    const char *id = json_string_value(json_object_get(c->out, "id"));
+    if (c->status == 201 && id)
+        api_membership_changed(c->api, id);
+    return false;
+}
+
 static int rotate_token(struct db *db, struct api_call *c)
 {
     enum store_role role;
@@ -318,7 +327,7 @@ static int get_kubeconfig(struct db *db, struct api_call *c)
 const struct api_route api_cluster_routes[] = {
     { "GET", "/v3/clusters/{}/kubeconfig", API_AUTH, get_kubeconfig, NULL },
     { "GET", "/v3/clusters", API_AUTH, list_clusters, NULL },
-    { "POST", "/v3/clusters", API_AUTH | API_BODY | API_WRITE, post_cluster, NULL },
+    { "POST", "/v3/clusters", API_AUTH | API_BODY | API_WRITE, post_cluster, after_create },
     { "GET", "/v3/clusters/{}", API_AUTH, get_cluster, NULL },
     { "PUT", "/v3/clusters/{}", API_AUTH | API_BODY | API_WRITE, put_cluster, NULL },
     { "DELETE", "/v3/clusters/{}", API_AUTH | API_WRITE, delete_cluster, after_delete },

@@ -60,6 +60,8 @@ struct api {
     char *ca_pem;
     struct auth_sealkey seal;
     void (*on_cluster_deleted)(void *ud, const char *cluster_id);
+    void (*on_membership_changed)(void *ud, const char *cluster_id);
+    bool (*node_connected)(void *ud, const char *cluster_id, const char *node);
     void *ud;
     struct throttle *throttle;
     unsigned heavy_running, heavy_cap;
@@ -138,6 +140,9 @@ int api_cluster_access(struct db *db, struct api_call *c, enum store_role need,
 /* Runs next as the following stage (on the writer if write; through the
  * hashing gate if heavy). */
 void api_then(struct api_call *c, api_work_fn next, bool write, bool heavy);
+/* Loop thread, from an `after` hook: tells the api_cfg hook that the
+ * membership of cluster (NULL: of every cluster) changed. */
+void api_membership_changed(struct api *a, const char *cluster);
 /* Loop thread, from an `after` hook: answers c after ms. */
 void api_delay_answer(struct api_call *c, uint64_t ms);
 

@@ -75,6 +75,13 @@ static int delete_member(struct db *db, struct api_call *c)
     return rc < 0 ? rc : api_ok(c, 204, NULL);
 }
 
+static bool after_member_change(struct api_call *c)
+{
+    if (c->status >= 200 && c->status < 300)
+        api_membership_changed(c->api, c->param[0]);
+    return false;
+}
+
 /* "etcd,worker" as ["etcd","worker"]. */
 static json_t *roles_json(const char *roles)
 {
@@ -122,6 +129,24 @@ static int event_row(void *ud, const struct store_event *e)
     return api_list_add(ud, j, key) < 0 ? DB_ERROR : 0;
 }
 
+/* The stored agentConnected is as of the last report; the registry knows
+ * now. */
+static bool after_nodes(struct api_call *c)
+{
+    struct api *a = c->api;
+    json_t *data = json_object_get(c->out, "data"), *n;
+    size_t i;
+    if (c->status != 200 || !a->node_connected)
+        return false;
+    json_array_foreach(data, i, n) {
+        const char *name = json_string_value(json_object_get(n, "name"));
+        if (name)
+            json_object_set_new(n, "agentConnected",
+                                json_boolean(a->node_connected(a->ud, c->param[0], name)));
+    }
+    return false;
+}
+
 /* ?since= takes the id of the last event seen; so does ?cursor=, which is
  * what "next" hands back. */
 static int list_events(struct db *db, struct api_call *c)
@@ -146,9 +171,11 @@ static int list_events(struct db *db, struct api_call *c)
 
 const struct api_route api_member_routes[] = {
     { "GET", "/v3/clusters/{}/members", API_AUTH, list_members, NULL },
-    { "POST", "/v3/clusters/{}/members", API_AUTH | API_BODY | API_WRITE, put_member, NULL },
-    { "DELETE", "/v3/clusters/{}/members/{}", API_AUTH | API_WRITE, delete_member, NULL },
-    { "GET", "/v3/clusters/{}/nodes", API_AUTH, list_nodes, NULL },
+    { "POST", "/v3/clusters/{}/members", API_AUTH | API_BODY | API_WRITE, put_member,
+      after_member_change },
+    { "DELETE", "/v3/clusters/{}/members/{}", API_AUTH | API_WRITE, delete_member,
+      after_member_change },
+    { "GET", "/v3/clusters/{}/nodes", API_AUTH, list_nodes, after_nodes },
     { "GET", "/v3/clusters/{}/events", API_AUTH, list_events, NULL },
     { 0 },
 };

@@ -166,11 +166,28 @@ static int delete_user(struct db *db, struct api_call *c)
     return rc < 0 ? rc : api_ok(c, 204, NULL);
 }
 
+/* Admins own every cluster, so a new admin, a changed admin flag or a
+ * deleted user changes every cluster's bindings. */
+static bool after_user_change(struct api_call *c)
+{
+    bool changed = false;
+    if (strcmp(c->route->method, "POST") == 0)
+        changed = c->status == 201 && json_is_true(json_object_get(c->out, "admin"));
+    else if (strcmp(c->route->method, "PUT") == 0)
+        changed = c->status == 200 && c->n1 >= 0;
+    else
+        changed = c->status == 204;
+    if (changed)
+        api_membership_changed(c->api, NULL);
+    return false;
+}
+
 const struct api_route api_user_routes[] = {
     { "GET", "/v3/users", API_AUTH | API_ADMIN, list_users, NULL },
-    { "POST", "/v3/users", API_AUTH | API_ADMIN | API_BODY, post_user, NULL },
+    { "POST", "/v3/users", API_AUTH | API_ADMIN | API_BODY, post_user, after_user_change },
     { "GET", "/v3/users/{}", API_AUTH, get_user, NULL },
-    { "PUT", "/v3/users/{}", API_AUTH | API_BODY, put_user, NULL },
-    { "DELETE", "/v3/users/{}", API_AUTH | API_ADMIN | API_WRITE, delete_user, NULL },
+    { "PUT", "/v3/users/{}", API_AUTH | API_BODY, put_user, after_user_change },
+    { "DELETE", "/v3/users/{}", API_AUTH | API_ADMIN | API_WRITE, delete_user,
+      after_user_change },
     { 0 },
 };

@@ -116,11 +116,18 @@ static const struct mig_step v2_steps[] = {
     BOTH("ALTER TABLE clusters ADD COLUMN registration_token_sealed TEXT"),
 };
 
+/* Every report asks "is this event stored already?" for each of its
+ * events; without this it scans the cluster's events each time. */
+static const struct mig_step v3_steps[] = {
+    BOTH("CREATE INDEX events_dedupe ON events (cluster_id, object, reason, created_at)"),
+};
+
 #define STEPS(a) (a), (sizeof(a) / sizeof((a)[0]))
 
 static const struct migration migrations[] = {
     { 1, "initial schema", STEPS(v1_steps) },
     { 2, "sealed registration tokens", STEPS(v2_steps) },
+    { 3, "event dedupe index", STEPS(v3_steps) },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

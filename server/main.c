@@ -187,6 +187,8 @@ static void on_store_ready(void *ud, struct db_pool *pool)
     if (!s->ls)
         log_warn("out of memory: cluster link state will not be recorded");
     tunnels_set_store(s->tunnels, pool, s->ls);
+    reports_set_pool(s->reports, pool);
+    rbacpush_set_pool(s->rbac, pool);
     api_set_pool(s->api, pool);
     s->pool = pool;
 }
@@ -204,11 +206,58 @@ static void on_cluster_deleted(void *ud, const char *cluster)
     tunnels_drop_cluster(s->tunnels, cluster);
 }
 
+static void on_membership_changed(void *ud, const char *cluster)
+{
+    struct server *s = ud;
+    if (s->rbac)
+        rbacpush_changed(s->rbac, cluster);
+}
+
+static bool node_connected(void *ud, const char *cluster, const char *node)
+{
+    struct server *s = ud;
+    return s->tunnels && tunnels_node_connected(s->tunnels, cluster, node);
+}
+
+static bool on_agent_stream(void *ud, const char *cluster, struct tun_stream *st,
+                            const char *service)
+{
+    struct server *s = ud;
+    if (strcmp(service, REPORTS_SERVICE) != 0)
+        return false;
+    reports_accept(s->reports, st, cluster);
+    return true;
+}
+
+static void on_cluster_up(void *ud, const char *cluster)
+{
+    struct server *s = ud;
+    rbacpush_tunnel_up(s->rbac, cluster);
+}
+
+/* The services agents' tunnels carry besides the proxy: reports in, RBAC
+ * out. */
+static int start_services(struct server *s)
+{
+    s->reports = reports_new(s->loop, s->tunnels);
+    s->rbac = rbacpush_new(s->loop, s->tunnels);
+    if (!s->reports || !s->rbac) {
+        log_error("out of memory");
+        return -1;
+    }
+    struct tunnels_hooks h = { .on_stream = on_agent_stream, .on_cluster_up = on_cluster_up,
+                               .ud = s };
+    tunnels_set_hooks(s->tunnels, &h);
+    return 0;
+}
+
 static int start_api(struct server *s)
 {
     struct api_cfg ac = { .server_url = s->server_url, .ca_checksum = s->pki.checksum,
                           .ca_pem = s->pki.ca_pem,
-                          .on_cluster_deleted = on_cluster_deleted, .ud = s };
+                          .on_cluster_deleted = on_cluster_deleted,
+                          .on_membership_changed = on_membership_changed,
+                          .node_connected = node_connected, .ud = s };
     if (setup_seal_key(s, &ac.seal) < 0)
         return -1;
     s->api = api_new(s->loop, &ac);
@@ -247,6 +296,8 @@ static int start(struct server *s)
         log_error("out of memory");
         return -1;
     }
+    if (start_services(s) < 0)
+        return -1;
     if (hs_listen(s->https, &la, &why) < 0) {
         log_error("cannot listen on %s: %s", hp, why);
         return -1;
@@ -298,6 +349,10 @@ static void shutdown_server(struct server *s)
         loop_timer_stop(s->loop, &s->trim);
     relay_ports_free(s->relays);
     s->pool = NULL;
+    if (s->reports)
+        reports_set_pool(s->reports, NULL);
+    if (s->rbac)
+        rbacpush_set_pool(s->rbac, NULL);
     datastore_free(s->ds);
     if (s->api)
         api_set_pool(s->api, NULL);
@@ -305,6 +360,9 @@ static void shutdown_server(struct server *s)
         tunnels_set_store(s->tunnels, NULL, NULL);
     api_free(s->api);
     tunnels_free(s->tunnels);
+    /* After the tunnels: closing them ends the streams these still hold. */
+    reports_free(s->reports);
+    rbacpush_free(s->rbac);
     linkstate_free(s->ls);
     hs_free(s->https);
     if (s->loop) {

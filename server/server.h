@@ -14,6 +14,8 @@
 #include "server/datastore.h"
 #include "server/http_server.h"
 #include "server/linkstate.h"
+#include "server/rbacpush.h"
+#include "server/reports.h"
 #include "server/relay_ports.h"
 #include "server/tunnels.h"
 
@@ -28,6 +30,8 @@ struct server {
     struct loop_timer trim;     /* periodic malloc_trim */
     struct datastore *ds;       /* until ready, /readyz and the API say 503 */
     struct api *api;
+    struct reports *reports;    /* the agents' "report" streams */
+    struct rbacpush *rbac;      /* RBAC bindings pushed to cluster agents */
     struct linkstate *ls;       /* once the datastore is ready */
     struct db_pool *pool;       /* likewise (owned by ds) */
     char server_url[512];

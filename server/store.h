@@ -159,6 +159,44 @@ int store_events_list(struct db *db, const char *cluster_id, int64_t since,
                       int limit, int (*fn)(void *ud, const struct store_event *e),
                       void *ud);
 
+/* ---- agent reports (store_reports.c) ---- */
+
+#define STORE_EVENTS_KEEP 1000  /* events kept per cluster, newest by id */
+
+struct store_report_node {
+    const char *name, *roles;       /* roles: "etcd,worker" */
+    const char *kubelet_version;    /* may be NULL */
+    const char *addresses_json, *capacity_json, *allocatable_json;
+    bool ready, agent_connected;
+};
+
+struct store_report_event {
+    const char *type, *reason, *message, *object;   /* object "" if none */
+    int64_t time;                   /* unix ms: the event's own time */
+};
+
+/* What a cluster agent reported, ready to store. Events newest first. */
+struct store_report {
+    const char *kubernetes_version;
+    const char *capacity_json, *conditions_json;
+    bool healthy;
+    const struct store_report_node *nodes;
+    size_t nnodes;
+    const struct store_report_event *events;
+    size_t nevents;
+};
+
+/*
+ * In one transaction: the cluster's version, node count, capacity,
+ * conditions and last_seen (and state active / degraded by health while a
+ * link is up); its nodes rows replaced by r's; r's events not stored before
+ * (same object, reason and time) added oldest first; then all but the newest
+ * STORE_EVENTS_KEEP events dropped. *added (may be NULL) gets the number of
+ * new events. 0, DB_NOTFOUND (no such cluster) or a code.
+ */
+int store_cluster_report(struct db *db, const char *cluster_id, const struct store_report *r,
+                         int64_t now, int64_t *added);
+
 /* ---- members (store_members.c) ---- */
 
 struct store_member {
@@ -174,5 +212,11 @@ int store_member_set(struct db *db, const char *cluster_id, const char *username
                      enum store_role role, bool *created);
 /* 0, DB_NOTFOUND (not a member) or STORE_E_LAST (the last owner). */
 int store_member_remove(struct db *db, const char *cluster_id, const char *username);
+/* Everyone with a role in the cluster, by username: its members, and every
+ * admin as an owner (admins own every cluster). 0, DB_NOTFOUND (no such
+ * cluster) or a code. */
+int store_cluster_grants(struct db *db, const char *cluster_id,
+                         int (*fn)(void *ud, const char *username, enum store_role role),
+                         void *ud);
 
 #endif

@@ -142,3 +142,29 @@ int store_member_remove(struct db *db, const char *cluster_id, const char *usern
     struct member_change m = { cluster_id, username, STORE_ROLE_NONE, &unused };
     return db_tx(db, remove_tx, &m);
 }
+
+int store_cluster_grants(struct db *db, const char *cluster_id,
+                         int (*fn)(void *ud, const char *username, enum store_role role),
+                         void *ud)
+{
+    int64_t exists = 0;
+    struct db_stmt *st;
+    int rc = db_query_int64(db, "SELECT COUNT(*) FROM clusters WHERE id = ?",
+                            DB_ARGS(DB_TEXT(cluster_id)), &exists);
+    if (rc < 0 || !exists)
+        return rc < 0 ? rc : DB_NOTFOUND;
+    rc = db_query(db, "SELECT u.username, u.is_admin, m.role FROM users u "
+                  "LEFT JOIN cluster_members m ON m.user_id = u.id AND m.cluster_id = ? "
+                  "WHERE u.is_admin = 1 OR m.role IS NOT NULL ORDER BY u.username",
+                  DB_ARGS(DB_TEXT(cluster_id)), &st);
+    if (rc < 0)
+        return rc;
+    while ((rc = db_step(st)) == DB_ROW) {
+        enum store_role role = db_col_int64(st, 1) ? STORE_ROLE_OWNER
+                                                   : store_role_parse(db_col_text(st, 2));
+        if ((rc = fn(ud, db_col_text(st, 0), role)) < 0)
+            break;
+    }
+    db_finalize(st);
+    return rc;
+}

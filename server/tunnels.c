@@ -41,6 +41,7 @@ struct tunnels {
     size_t ncluster_links, nnode_links;
     struct db_pool *pool;       /* NULL until the datastore is ready */
     struct linkstate *ls;
+    struct tunnels_hooks hooks;
 };
 
 struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg)
@@ -114,12 +115,18 @@ static void on_down(struct tunnel *t, const char *why)
     free(lk);
 }
 
+/* Only the cluster agent reports and is told about RBAC: node agents speak
+ * for one node, not for the cluster. */
 static void on_agent_open(struct tunnel *t, struct tun_stream *s, const char *service,
                           const uint8_t *meta, size_t meta_len)
 {
-    (void)t;
+    struct link *lk = tunnel_ud(t);
+    struct tunnels *ts = lk->ts;
     (void)meta;
     (void)meta_len;
+    if (lk->kind == LINK_CLUSTER && ts->hooks.on_stream &&
+        ts->hooks.on_stream(ts->hooks.ud, lk->cluster, s, service))
+        return;
     char why[128];
     snprintf(why, sizeof(why), "the server offers no service \"%s\"", service);
     tun_stream_reset(s, TUN_RESET_REFUSED, why);
@@ -169,6 +176,51 @@ static int do_register(struct tunnels *ts, struct link *lk)
     if (lk->kind == LINK_CLUSTER && ts->ls)
         linkstate_set(ts->ls, lk->cluster, "cluster-agent");
     return 0;
+}
+
+void tunnels_set_hooks(struct tunnels *ts, const struct tunnels_hooks *h)
+{
+    if (h)
+        ts->hooks = *h;
+    else
+        memset(&ts->hooks, 0, sizeof(ts->hooks));
+}
+
+bool tunnels_node_connected(struct tunnels *ts, const char *cluster, const char *node)
+{
+    struct cluster_entry *e = entry_for(ts, cluster, false);
+    for (struct link *n = e ? e->nodes : NULL; n; n = n->next)
+        if (strcmp(n->node, node) == 0)
+            return true;
+    return false;
+}
+
+void tunnels_each_node(struct tunnels *ts, const char *cluster,
+                       void (*fn)(void *ud, const char *node), void *ud)
+{
+    struct cluster_entry *e = entry_for(ts, cluster, false);
+    for (struct link *n = e ? e->nodes : NULL; n; n = n->next)
+        fn(ud, n->node);
+}
+
+struct each_cluster {
+    void (*fn)(void *ud, const char *cluster);
+    void *ud;
+};
+
+static void each_agent(const char *key, void *val, void *ud)
+{
+    struct cluster_entry *e = val;
+    struct each_cluster *ec = ud;
+    if (e->agent)
+        ec->fn(ec->ud, key);
+}
+
+void tunnels_each_cluster(struct tunnels *ts, void (*fn)(void *ud, const char *cluster),
+                          void *ud)
+{
+    struct each_cluster ec = { fn, ud };
+    hmap_each(ts->clusters, each_agent, &ec);
 }
 
 struct tunnel *tunnels_for_cluster(struct tunnels *ts, const char *cluster)
@@ -281,6 +333,8 @@ static void admit(struct tunnels *ts, struct hs_req *r, struct link *lk,
     log_info("tunnel up: cluster=%s %s%s from %s", lk->cluster,
              lk->kind == LINK_CLUSTER ? "cluster-agent" : "node=",
              lk->kind == LINK_CLUSTER ? "" : lk->node, peer);
+    if (lk->kind == LINK_CLUSTER && ts->hooks.on_cluster_up)
+        ts->hooks.on_cluster_up(ts->hooks.ud, lk->cluster);
 }
 
 static void check_done(void *arg, int rc)

@@ -17,6 +17,7 @@
 #ifndef DROVER_TUNNELS_H
 #define DROVER_TUNNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/tunnel.h"
@@ -39,6 +40,19 @@ void tunnels_free(struct tunnels *ts);
  * Neither is owned; ls may be NULL. */
 void tunnels_set_store(struct tunnels *ts, struct db_pool *pool, struct linkstate *ls);
 
+/* What other modules hear from the tunnels (loop thread). */
+struct tunnels_hooks {
+    /* A cluster agent opened a stream for service. Return true after taking
+     * it (tun_stream_accept or tun_stream_reset); false refuses it. */
+    bool (*on_stream)(void *ud, const char *cluster, struct tun_stream *s,
+                      const char *service);
+    /* A cluster agent's tunnel came up. */
+    void (*on_cluster_up)(void *ud, const char *cluster);
+    void *ud;
+};
+/* Copied; NULL clears. */
+void tunnels_set_hooks(struct tunnels *ts, const struct tunnels_hooks *h);
+
 /* Handles GET /v3/connect: answers 400/401/503 itself (maybe after a
  * datastore lookup), or takes the connection. */
 void tunnels_connect(struct tunnels *ts, struct hs_req *r);
@@ -48,6 +62,15 @@ void tunnels_drop_cluster(struct tunnels *ts, const char *cluster);
 
 /* The tunnel that carries new streams for cluster, or NULL if none is up. */
 struct tunnel *tunnels_for_cluster(struct tunnels *ts, const char *cluster);
+
+/* Whether node has a node-agent tunnel up in cluster. */
+bool tunnels_node_connected(struct tunnels *ts, const char *cluster, const char *node);
+/* Calls fn for each node with a node-agent tunnel in cluster. */
+void tunnels_each_node(struct tunnels *ts, const char *cluster,
+                       void (*fn)(void *ud, const char *node), void *ud);
+/* Calls fn for each cluster whose cluster agent is connected. */
+void tunnels_each_cluster(struct tunnels *ts, void (*fn)(void *ud, const char *cluster),
+                          void *ud);
 
 struct tunnels_stats {
     size_t cluster_agents, node_agents, streams;
