@@ -52,9 +52,9 @@ START_TEST(keys_are_copied_and_compared_whole)
 {
     struct hmap *m = hmap_new();
     char key[32];
-    strcpy(key, "tunnel-1");
+    snprintf(key, sizeof(key), "tunnel-1");
     hmap_put(m, key, V(1));
-    strcpy(key, "tunnel-2");            /* the caller reuses its buffer */
+    snprintf(key, sizeof(key), "tunnel-2");  /* the caller reuses its buffer */
     ck_assert_ptr_eq(hmap_get(m, "tunnel-1"), V(1));
     ck_assert_ptr_null(hmap_get(m, key));
     /* Prefixes, extensions and case are different keys. */

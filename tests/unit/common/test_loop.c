@@ -301,8 +301,9 @@ static char trace[256];
 
 static void tr(const char *s)
 {
-    ck_assert_uint_lt(strlen(trace) + strlen(s), sizeof(trace));
-    strcat(trace, s);
+    size_t used = strlen(trace), n = strlen(s);
+    ck_assert_uint_lt(n, sizeof(trace) - used);
+    memcpy(trace + used, s, n + 1);
 }
 
 struct pio {
