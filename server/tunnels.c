@@ -151,18 +151,15 @@ static int do_register(struct tunnels *ts, struct link *lk)
     if (!e)
         return -1;
     if (lk->kind == LINK_CLUSTER) {
+        /* The newer connection takes the old one's place (the count stays);
+         * the old agent is told to stand by so the two do not flap. */
         struct link *old = e->agent;
         e->agent = lk;
-        ts->ncluster_links++;
-        if (old) {
+        if (!old) {
+            ts->ncluster_links++;
+        } else {
             log_info("cluster=%s: a new cluster-agent connection replaces the one from %s",
                      lk->cluster, tunnel_peer(old->t));
-            e->agent = old;     /* so that closing it unregisters it */
-            unregister(old);
-            e = entry_for(ts, lk->cluster, true);
-            if (!e)
-                return -1;
-            e->agent = lk;
             static const char standby[] = "{\"type\":\"standby\"}";
             tunnel_send_control(old->t, standby, sizeof(standby) - 1);
             tunnel_close(old->t, WS_CLOSE_POLICY, "replaced by a newer connection");
