@@ -84,75 +84,87 @@ static int parse_entry(const char *s, size_t n, struct relay_port *p, const char
     return 0;
 }
 
-const char *relay_ports_check(const char *spec)
+/*
+ * Parses and checks every entry of spec into rp->ports (listeners not yet
+ * bound) and their addresses. 0, or -1 with a message in err. One parser for
+ * the settings check and for start-up, so both refuse the same things.
+ */
+static int parse_spec(const char *spec, struct relay_ports *rp, struct netaddr *addrs,
+                      char *err, size_t errlen)
 {
-    static __thread char msg[160];
-    struct relay_port p;
-    size_t count = 0;
-    for (const char *s = spec; *s;) {
+    for (const char *s = spec ? spec : ""; *s;) {
         size_t n = strcspn(s, ",");
-        const char *why;
-        while (n && (*s == ' ')) {
+        while (n && *s == ' ') {
             s++;
             n--;
         }
-        if (n && parse_entry(s, n, &p, &why) < 0) {
-            snprintf(msg, sizeof(msg), "%s", why);
-            return msg;
+        if (n) {
+            const char *why = NULL;
+            struct relay_port *p = &rp->ports[rp->n];
+            if (rp->n == RELAY_MAX_PORTS)
+                why = "too many relay ports";
+            else if (parse_entry(s, n, p, &why) == 0 &&
+                     netaddr_parse(p->listen, &addrs[rp->n], &why) == 0 &&
+                     !netaddr_is_loopback(&addrs[rp->n]))
+                why = "relay ports listen on loopback addresses only";
+            if (why) {
+                snprintf(err, errlen, "%.*s: %s", (int)(n > 100 ? 100 : n), s, why);
+                return -1;
+            }
+            p->owner = rp;
+            rp->n++;
         }
-        struct netaddr a;
-        if (n && netaddr_parse(p.listen, &a, &why) < 0) {
-            snprintf(msg, sizeof(msg), "listen address %s: %s", p.listen, why);
-            return msg;
-        }
-        if (n && !netaddr_is_loopback(&a))
-            return "relay ports listen on loopback addresses only";
-        if (n && ++count > RELAY_MAX_PORTS)
-            return "too many relay ports";
         s += n;
         if (*s == ',')
             s++;
     }
-    return NULL;
+    return 0;
+}
+
+const char *relay_ports_check(const char *spec)
+{
+    static __thread char msg[200];
+    struct relay_ports *rp = calloc(1, sizeof(*rp));
+    struct netaddr *addrs = calloc(RELAY_MAX_PORTS, sizeof(*addrs));
+    const char *why = "out of memory";
+    if (rp && addrs)
+        why = parse_spec(spec, rp, addrs, msg, sizeof(msg)) < 0 ? msg : NULL;
+    free(addrs);
+    free(rp);
+    return why;
 }
 
 struct relay_ports *relay_ports_new(struct loop *l, struct tunnels *ts, const char *spec,
                                     char *err, size_t errlen)
 {
     struct relay_ports *rp = calloc(1, sizeof(*rp));
-    if (!rp) {
+    struct netaddr *addrs = calloc(RELAY_MAX_PORTS, sizeof(*addrs));
+    if (!rp || !addrs) {
         snprintf(err, errlen, "out of memory");
-        return NULL;
+        goto fail;
     }
     rp->loop = l;
     rp->ts = ts;
-    for (const char *s = spec ? spec : ""; *s;) {
-        size_t n = strcspn(s, ",");
-        const char *why;
-        while (n && *s == ' ') {
-            s++;
-            n--;
-        }
-        if (n) {
-            struct relay_port *p = &rp->ports[rp->n];
-            struct netaddr a;
-            if (rp->n == RELAY_MAX_PORTS || parse_entry(s, n, p, &why) < 0 ||
-                netaddr_parse(p->listen, &a, &why) < 0 ||
-                !(p->ls = listener_new(l, &a, on_accept, p, &why))) {
-                snprintf(err, errlen, "tcp-relay %.*s: %s", (int)n, s,
-                         rp->n == RELAY_MAX_PORTS ? "too many" : why);
-                relay_ports_free(rp);
-                return NULL;
-            }
-            p->owner = rp;
-            rp->n++;
-            log_info("relay port %s -> cluster %s, %s", p->listen, p->cluster, p->target);
-        }
-        s += n;
-        if (*s == ',')
-            s++;
+    char msg[200];
+    if (parse_spec(spec, rp, addrs, msg, sizeof(msg)) < 0) {
+        snprintf(err, errlen, "tcp-relay %s", msg);
+        goto fail;
     }
+    for (size_t i = 0; i < rp->n; i++) {
+        struct relay_port *p = &rp->ports[i];
+        const char *why;
+        if (!(p->ls = listener_new(l, &addrs[i], on_accept, p, &why))) {
+            snprintf(err, errlen, "tcp-relay %s: %s", p->listen, why);
+            goto fail;
+        }
+        log_info("relay port %s -> cluster %s, %s", p->listen, p->cluster, p->target);
+    }
+    free(addrs);
     return rp;
+fail:
+    free(addrs);
+    relay_ports_free(rp);
+    return NULL;
 }
 
 void relay_ports_free(struct relay_ports *rp)
