@@ -35,6 +35,7 @@
 struct agent {
     struct load *ld;
     int index;
+    bool redial;                /* dropped: the tick dials it again */
     struct ws *ws;
     struct tunnel *t;
     char headers[512];
@@ -92,7 +93,7 @@ static void on_close(struct ws *w, const char *why)
     a->ws = NULL;
     if (a->ld->failures++ < 5)
         fprintf(stderr, "loadagents: agent %d: %s\n", a->index, why);
-    a->index = -a->index - 1;   /* mark for redial by the tick */
+    a->redial = true;
 }
 
 static const struct ws_ops wops = { .on_open = on_open, .on_close = on_close };
@@ -100,8 +101,7 @@ static const struct ws_ops wops = { .on_open = on_open, .on_close = on_close };
 static void dial(struct agent *a)
 {
     struct load *ld = a->ld;
-    if (a->index < 0)
-        a->index = -a->index - 1;
+    a->redial = false;
     struct ws_client_opts o = {
         .path = "/v3/connect", .host = ld->url.host, .host_is_ip = ld->url.host_is_ip,
         .subprotocol = TUN_SUBPROTOCOL, .extra_headers = a->headers,
@@ -111,7 +111,7 @@ static void dial(struct agent *a)
     a->ws = ws_client_connect(ld->loop, (struct sockaddr *)&ld->addr.ss, ld->addr.len,
                               ld->ctx, &o, &wops, a);
     if (!a->ws)
-        a->index = -a->index - 1;
+        a->redial = true;
 }
 
 static void on_tick(struct loop_timer *t)
@@ -122,7 +122,7 @@ static void on_tick(struct loop_timer *t)
         dial(&ld->agents[ld->next_dial++]);
     for (int i = 0; i < ld->next_dial && budget > 0; i++) {
         struct agent *a = &ld->agents[i];
-        if (a->index < 0 && !a->ws && !a->t) {
+        if (a->redial && !a->ws && !a->t) {
             dial(a);
             budget--;
         }
