@@ -16,9 +16,8 @@
 
 #include "common/url.h"
 #include "common/yamlout.h"
+#include "server/kubeproxy.h"   /* KUBEPROXY_PREFIX: where the proxy listens */
 
-/* The path the server proxies a cluster's Kubernetes API under. */
-#define PROXY_PATH "/k8s/clusters/"
 #define CLUSTER_ID_MAX 63
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -135,7 +134,7 @@ static int check_params(const struct kubeconfig_params *p, char *err, size_t err
 
 /* The values the document is written from. */
 struct entries {
-    char server[KUBECONFIG_MAX_VALUE + sizeof(PROXY_PATH) + CLUSTER_ID_MAX];
+    char server[KUBECONFIG_MAX_VALUE + sizeof(KUBEPROXY_PREFIX) + CLUSTER_ID_MAX];
     char user[2 * KUBECONFIG_MAX_VALUE + 2];
     char *ca_data;  /* base64 of the PEM, one line */
 };
@@ -146,7 +145,7 @@ static int make_entries(const struct kubeconfig_params *p, struct entries *e)
     size_t url_len = strlen(p->server_url);
     while (url_len && p->server_url[url_len - 1] == '/')
         url_len--;
-    snprintf(e->server, sizeof(e->server), "%.*s" PROXY_PATH "%s", (int)url_len,
+    snprintf(e->server, sizeof(e->server), "%.*s" KUBEPROXY_PREFIX "%s", (int)url_len,
              p->server_url, p->cluster_id);
     /* Qualified by the cluster: kubeconfigs of several clusters are often
      * merged into one file, where a plain per-user name would make the
