@@ -12,41 +12,14 @@
 #include <string.h>
 
 #include "tests/support/dtest.h"
+#include "tests/support/standin.h"
 
-#define SA_USER "system:serviceaccount:drover-system:drover"
 #define SA_TOKEN "standin-sa-token-c41d02"
 #define SLOW_MS 30000           /* the server debounces and retries; be generous */
 
 static struct dtest d;
-static struct proc standin;
-static int ks_port;
+static struct standin ks;
 static char sa_kubeconfig[400];
-
-static bool port_file_ready(void *ud)
-{
-    FILE *f = fopen(ud, "r");
-    if (!f)
-        return false;
-    int ok = fscanf(f, "%d", &ks_port) == 1;
-    fclose(f);
-    return ok && ks_port > 0;
-}
-
-/* The stand-in with only the agent's service account bound to
- * cluster-admin: every drover user's access has to come from the keeper. */
-static void start_standin(void)
-{
-    char data[400], portfile[400], log[400], tok[200];
-    snprintf(data, sizeof(data), "%s/standin", d.dir);
-    snprintf(portfile, sizeof(portfile), "%s/standin.port", d.dir);
-    snprintf(log, sizeof(log), "%s/standin.log", d.dir);
-    snprintf(tok, sizeof(tok), "%s=%s", SA_USER, SA_TOKEN);
-    const char *argv[] = { tool_path("kube-standin"), "--listen", "127.0.0.1:0",
-                           "--port-file", portfile, "--data-dir", data, "--token", tok,
-                           "--admin", SA_USER, NULL };
-    proc_spawn(&standin, argv, NULL, log);
-    ck_assert_msg(wait_until(port_file_ready, portfile, 15000), "stand-in did not start");
-}
 
 static void write_text(const char *path, const char *text)
 {
@@ -66,7 +39,7 @@ static void write_sa_kubeconfig(void)
              "    server: https://127.0.0.1:%d\n    certificate-authority: %s/standin/ca.crt\n"
              "users:\n- name: sa\n  user:\n    token: %s\ncontexts:\n- name: sa\n  context:\n"
              "    cluster: standin\n    user: sa\ncurrent-context: sa\n",
-             ks_port, d.dir, SA_TOKEN);
+             ks.port, d.dir, SA_TOKEN);
     write_text(sa_kubeconfig, text);
 }
 
@@ -74,23 +47,14 @@ static void setup(void)
 {
     memset(&d, 0, sizeof(d));
     dtest_start_server(&d);
-    start_standin();
+    standin_start(&ks, &d, SA_TOKEN);
     write_sa_kubeconfig();
-    char tokfile[400], e1[500], e2[500], e3[500];
-    snprintf(tokfile, sizeof(tokfile), "%s/sa.token", d.dir);
-    write_text(tokfile, SA_TOKEN "\n");
-    snprintf(e1, sizeof(e1), "DROVER_KUBE_API=https://127.0.0.1:%d", ks_port);
-    snprintf(e2, sizeof(e2), "DROVER_KUBE_TOKEN_FILE=%s", tokfile);
-    snprintf(e3, sizeof(e3), "DROVER_KUBE_CA_FILE=%s/standin/ca.crt", d.dir);
-    const char *env[] = { e1, e2, e3, NULL };
-    dtest_start_agent(&d, env);
-    ck_assert_msg(dtest_wait_metric(&d, "drover_tunnels{kind=\"cluster\"}", 1, 15000),
-                  "agent did not connect (logs in %s)", d.dir);
+    standin_start_agent(&ks, &d);
 }
 
 static void teardown(void)
 {
-    proc_kill(&standin);
+    standin_stop(&ks);
     dtest_down(&d);
     proc_cleanup();
 }

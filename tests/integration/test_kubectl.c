@@ -12,40 +12,13 @@
 #include <unistd.h>
 
 #include "tests/support/dtest.h"
+#include "tests/support/standin.h"
 
-#define SA_USER "system:serviceaccount:drover-system:drover"
 #define SA_TOKEN "standin-sa-token-7f3a9c"
 
 static struct dtest d;
-static struct proc standin;
-static int ks_port;
-static char kubeconfig[400], audit[400];
-
-static bool port_file_ready(void *ud)
-{
-    FILE *f = fopen(ud, "r");
-    if (!f)
-        return false;
-    int ok = fscanf(f, "%d", &ks_port) == 1;
-    fclose(f);
-    return ok && ks_port > 0;
-}
-
-static void start_standin(void)
-{
-    char data[400], portfile[400], log[400], tok[200];
-    snprintf(data, sizeof(data), "%s/standin", d.dir);
-    snprintf(portfile, sizeof(portfile), "%s/standin.port", d.dir);
-    snprintf(log, sizeof(log), "%s/standin.log", d.dir);
-    snprintf(audit, sizeof(audit), "%s/audit.jsonl", d.dir);
-    snprintf(tok, sizeof(tok), "%s=%s", SA_USER, SA_TOKEN);
-    const char *argv[] = { tool_path("kube-standin"), "--listen", "127.0.0.1:0",
-                           "--port-file", portfile, "--data-dir", data, "--token", tok,
-                           "--admin", SA_USER, "--audit", audit,
-                           NULL };
-    proc_spawn(&standin, argv, NULL, log);
-    ck_assert_msg(wait_until(port_file_ready, portfile, 15000), "stand-in did not start");
-}
+static struct standin ks;
+static char kubeconfig[400];
 
 /* Writes the kubeconfig drover gives token's user for the test cluster. */
 static void fetch_kubeconfig(const char *token, const char *path)
@@ -75,20 +48,8 @@ static void setup(void)
 {
     memset(&d, 0, sizeof(d));
     dtest_start_server(&d);
-    start_standin();
-    char tokfile[400], api[100], e1[500], e2[500], e3[500];
-    snprintf(tokfile, sizeof(tokfile), "%s/sa.token", d.dir);
-    FILE *f = fopen(tokfile, "w");
-    fputs(SA_TOKEN "\n", f);
-    fclose(f);
-    snprintf(api, sizeof(api), "https://127.0.0.1:%d", ks_port);
-    snprintf(e1, sizeof(e1), "DROVER_KUBE_API=%s", api);
-    snprintf(e2, sizeof(e2), "DROVER_KUBE_TOKEN_FILE=%s", tokfile);
-    snprintf(e3, sizeof(e3), "DROVER_KUBE_CA_FILE=%s/standin/ca.crt", d.dir);
-    const char *env[] = { e1, e2, e3, NULL };
-    dtest_start_agent(&d, env);
-    ck_assert_msg(dtest_wait_metric(&d, "drover_tunnels{kind=\"cluster\"}", 1, 15000),
-                  "agent did not connect (logs in %s)", d.dir);
+    standin_start(&ks, &d, SA_TOKEN);
+    standin_start_agent(&ks, &d);
     snprintf(kubeconfig, sizeof(kubeconfig), "%s/admin.kubeconfig", d.dir);
     fetch_kubeconfig(d.admin_token, kubeconfig);
     /* Admins are cluster-admin through the agent's RBAC keeper, which the
@@ -98,7 +59,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    proc_kill(&standin);
+    standin_stop(&ks);
     dtest_down(&d);
     proc_cleanup();
 }
@@ -219,12 +180,12 @@ START_TEST(identity_seen_downstream)
 {
     static char out[65536];
     ck_assert_int_eq(kubectl(kubeconfig, "get namespaces", out, sizeof(out)), 0);
-    FILE *f = fopen(audit, "r");
+    FILE *f = fopen(ks.audit, "r");
     ck_assert_ptr_nonnull(f);
     char line[4096];
     int n = 0;
     while (fgets(line, sizeof(line), f)) {
-        ck_assert_msg(strstr(line, "\"token\":\"" SA_USER "\""), "%s", line);
+        ck_assert_msg(strstr(line, "\"token\":\"" STANDIN_SA_USER "\""), "%s", line);
         /* The agent's own calls (reports, RBAC) are its service account's. */
         if (strstr(line, "\"impersonatedBy\":null"))
             continue;

@@ -1,0 +1,60 @@
+/*
+ * standin: the stand-in apiserver for integration tests. See standin.h.
+ */
+#include "tests/support/standin.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool port_file_ready(void *ud)
+{
+    struct standin *s = ud;
+    char path[450];
+    snprintf(path, sizeof(path), "%s.port", s->dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    int ok = fscanf(f, "%d", &s->port) == 1;
+    fclose(f);
+    return ok && s->port > 0;
+}
+
+void standin_start(struct standin *s, struct dtest *d, const char *sa_token)
+{
+    char portfile[450], log[400], tok[200];
+    memset(s, 0, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "%s/standin", d->dir);
+    snprintf(s->audit, sizeof(s->audit), "%s/audit.jsonl", d->dir);
+    snprintf(s->sa_token, sizeof(s->sa_token), "%s", sa_token);
+    snprintf(portfile, sizeof(portfile), "%s.port", s->dir);
+    snprintf(log, sizeof(log), "%s/standin.log", d->dir);
+    snprintf(tok, sizeof(tok), "%s=%s", STANDIN_SA_USER, sa_token);
+    const char *argv[] = { tool_path("kube-standin"), "--listen", "127.0.0.1:0",
+                           "--port-file", portfile, "--data-dir", s->dir, "--token", tok,
+                           "--admin", STANDIN_SA_USER, "--audit", s->audit, NULL };
+    proc_spawn(&s->proc, argv, NULL, log);
+    ck_assert_msg(wait_until(port_file_ready, s, 15000), "stand-in did not start");
+}
+
+void standin_start_agent(struct standin *s, struct dtest *d)
+{
+    char tokfile[450], e1[500], e2[500], e3[500];
+    snprintf(tokfile, sizeof(tokfile), "%s/sa.token", d->dir);
+    FILE *f = fopen(tokfile, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s\n", s->sa_token);
+    fclose(f);
+    snprintf(e1, sizeof(e1), "DROVER_KUBE_API=https://127.0.0.1:%d", s->port);
+    snprintf(e2, sizeof(e2), "DROVER_KUBE_TOKEN_FILE=%s", tokfile);
+    snprintf(e3, sizeof(e3), "DROVER_KUBE_CA_FILE=%s/ca.crt", s->dir);
+    const char *env[] = { e1, e2, e3, NULL };
+    dtest_start_agent(d, env);
+    ck_assert_msg(dtest_wait_metric(d, "drover_tunnels{kind=\"cluster\"}", 1, 15000),
+                  "agent did not connect (logs in %s)", d->dir);
+}
+
+void standin_stop(struct standin *s)
+{
+    proc_kill(&s->proc);
+}

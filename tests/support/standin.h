@@ -1,0 +1,28 @@
+/*
+ * standin: the stand-in Kubernetes API server (tests/kube-standin) beside a
+ * dtest deployment, as the cluster's apiserver, and a cluster agent pointed
+ * at it with the service-account token only the stand-in knows.
+ */
+#ifndef DROVER_TEST_STANDIN_H
+#define DROVER_TEST_STANDIN_H
+
+#include "tests/support/dtest.h"
+
+#define STANDIN_SA_USER "system:serviceaccount:drover-system:drover"
+
+struct standin {
+    struct proc proc;
+    int port;
+    char dir[400];              /* its data directory (ca.crt is there) */
+    char audit[400];            /* one JSON line per request */
+    char sa_token[64];
+};
+
+/* Starts it in d->dir with only the agent's service account bound to
+ * cluster-admin (drover users' access comes from the agent's RBAC keeper). */
+void standin_start(struct standin *s, struct dtest *d, const char *sa_token);
+/* Starts d's cluster agent against it and waits for the tunnel. */
+void standin_start_agent(struct standin *s, struct dtest *d);
+void standin_stop(struct standin *s);
+
+#endif
