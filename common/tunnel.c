@@ -622,10 +622,15 @@ static void tunnel_die(struct tunnel *t, uint16_t ws_code, const char *why, bool
     char reason[200];
     snprintf(reason, sizeof(reason), "tunnel lost: %s", why);
     /* End every stream; each end removes it from the table. */
-    while (t->nstreams > 0) {
-        struct tun_stream *s = NULL;
-        for (uint32_t i = 0; i < t->nbuckets && !s; i++)
-            s = t->buckets[i];
+    /* One pass over the buckets: each end unlinks the stream at the head of
+     * its bucket (the table is not rehashed while the tunnel dies; it is
+     * freed when the last stream goes, which ends the loop). */
+    for (uint32_t i = 0; i < t->nbuckets;) {
+        struct tun_stream *s = t->buckets[i];
+        if (!s) {
+            i++;
+            continue;
+        }
         /* Closed by its owner: streams were cancelled; otherwise the link
          * was lost under them. */
         end_stream(s, notify ? TUN_RESET_UNAVAILABLE : TUN_RESET_CANCEL, reason);
