@@ -116,9 +116,10 @@ static void req_free(struct hs_req *r)
 
 /* ---- answering ---- */
 
+/* head_only: the answer to HEAD, which says the length but carries no body. */
 static void write_answer(struct hs_conn *hc, int status, const char *ctype,
                          const void *body, size_t len, const char *extra,
-                         bool keep_alive)
+                         bool keep_alive, bool head_only)
 {
     char head[1024];
     int n = snprintf(head, sizeof(head),
@@ -132,7 +133,7 @@ static void write_answer(struct hs_conn *hc, int status, const char *ctype,
         hc_close(hc, false);
         return;
     }
-    if (conn_write2(hc->c, head, (size_t)n, body, len) < 0)
+    if (conn_write2(hc->c, head, (size_t)n, body, head_only ? 0 : len) < 0)
         hc_close(hc, false);
 }
 
@@ -153,7 +154,8 @@ void hs_respond(struct hs_req *r, int status, const char *content_type,
      * another request. */
     bool keep = r->keep_alive && (!r->has_body || r->body_done);
     hc->req = NULL;
-    write_answer(hc, status, content_type, body, len, extra_headers, keep);
+    write_answer(hc, status, content_type, body, len, extra_headers, keep,
+                 hs_method_is(r, "HEAD"));
     req_free(r);
     if (!hc->c)
         return;
@@ -200,7 +202,7 @@ static void hc_fail(struct hs_conn *hc, int status, const char *code, const char
     int n = snprintf(body, sizeof(body),
                      "{\"error\":{\"status\":%d,\"code\":\"%s\",\"message\":\"%s\"}}\n",
                      status, code, msg);
-    write_answer(hc, status, "application/json", body, (size_t)n, NULL, false);
+    write_answer(hc, status, "application/json", body, (size_t)n, NULL, false, false);
     hc_close(hc, true);
 }
 
