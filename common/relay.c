@@ -19,8 +19,6 @@ struct relay {
     struct conn *c;
     struct tun_stream *s;
     size_t credit_held;     /* stream bytes queued on c, not yet credited */
-    bool conn_eof;          /* c's peer finished sending */
-    bool stream_eof;        /* the stream's peer finished sending */
     bool dialing;           /* agent side: connect not finished yet */
     uint64_t up, down;      /* bytes conn->stream, stream->conn */
 };
@@ -66,7 +64,6 @@ static void s_on_data(struct tun_stream *s, const uint8_t *p, size_t n)
 static void s_on_eof(struct tun_stream *s)
 {
     struct relay *r = tun_stream_ud(s);
-    r->stream_eof = true;
     if (r->c)
         conn_shutdown_write(r->c);
 }
@@ -129,7 +126,6 @@ static size_t c_on_read(struct conn *c, uint8_t *data, size_t len)
 static void c_on_eof(struct conn *c)
 {
     struct relay *r = conn_ud(c);
-    r->conn_eof = true;
     log_debug("relay conn eof: up %llu down %llu", (unsigned long long)r->up,
               (unsigned long long)r->down);
     if (r->s && tun_stream_close(r->s) == 1) {
