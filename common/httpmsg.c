@@ -134,3 +134,15 @@ void httpmsg_head_free(struct httpmsg_head *h)
     h->buf = NULL;
     h->len = 0;
 }
+
+bool httpmsg_proxy_drops(const struct http_header *h)
+{
+    static const char *const drop[] = {
+        "authorization", "host", "connection", "keep-alive", "proxy-connection",
+        "proxy-authorization", "te", "trailer", "cookie",
+    };
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+        if (h->name_len == strlen(drop[i]) && strncasecmp(h->name, drop[i], h->name_len) == 0)
+            return true;
+    return h->name_len >= 12 && strncasecmp(h->name, "impersonate-", 12) == 0;
+}

@@ -60,6 +60,15 @@ int httpmsg_head_feed(struct httpmsg_head *h, const uint8_t *p, size_t n,
                       bool head_request, struct httpmsg *m, size_t *body_off);
 void httpmsg_head_free(struct httpmsg_head *h);
 
+/*
+ * Whether a proxy must not pass header h on to the next hop: the hop-by-hop
+ * ones (Connection, Keep-Alive, TE, Trailer, Proxy-*), Host (each hop sets
+ * its own) and the caller's credentials (Authorization, Cookie,
+ * Impersonate-*), which belong to drover and never to a cluster. Both ends
+ * of the kube proxy apply it, so neither relies on the other.
+ */
+bool httpmsg_proxy_drops(const struct http_header *h);
+
 /* Whether the connection may carry another message after this one. */
 bool httpmsg_keep_alive(int minor_version, const struct http_header *h, size_t n);
 

@@ -360,18 +360,6 @@ static const struct conn_ops up_ops = {
 
 /* ---- the request (stream -> upstream) ---- */
 
-static bool dropped_header(const struct http_header *h)
-{
-    static const char *const drop[] = {
-        "authorization", "host", "connection", "keep-alive", "proxy-connection",
-        "proxy-authorization", "te", "trailer",
-    };
-    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-        if (h->name_len == strlen(drop[i]) && strncasecmp(h->name, drop[i], h->name_len) == 0)
-            return true;
-    return h->name_len >= 12 && strncasecmp(h->name, "impersonate-", 12) == 0;
-}
-
 /* Appends to a bounded buffer; false when it would not fit. */
 static bool put(char *buf, size_t cap, size_t *len, const char *s, size_t n)
 {
@@ -401,7 +389,7 @@ static size_t rewrite_head(struct kx *x, const struct http_request *rq, char *ou
               put_header(out, cap, &len, "Host", host, strlen(host));
     for (size_t i = 0; ok && i < rq->num_headers; i++) {
         const struct http_header *h = &rq->headers[i];
-        if (dropped_header(h))
+        if (httpmsg_proxy_drops(h))
             continue;
         ok = put(out, cap, &len, h->name, h->name_len) && put(out, cap, &len, ": ", 2) &&
              put(out, cap, &len, h->value, h->value_len) && put(out, cap, &len, "\r\n", 2);

@@ -337,18 +337,6 @@ static const struct conn_ops px_client_ops = {
 
 /* ---- building the exchange ---- */
 
-static bool forwarded_header(const struct http_header *h)
-{
-    static const char *const drop[] = {
-        "authorization", "host", "connection", "keep-alive", "proxy-connection",
-        "proxy-authorization", "te", "trailer", "cookie",
-    };
-    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-        if (h->name_len == strlen(drop[i]) && strncasecmp(h->name, drop[i], h->name_len) == 0)
-            return false;
-    return !(h->name_len >= 12 && strncasecmp(h->name, "impersonate-", 12) == 0);
-}
-
 static bool put(char *b, size_t cap, size_t *len, const void *s, size_t n)
 {
     if (n > cap - *len)
@@ -374,7 +362,7 @@ static size_t build_head(const struct hs_req *r, size_t prefix_len, char *out, s
               put(out, cap, &len, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; ok && i < rq->num_headers; i++) {
         const struct http_header *h = &rq->headers[i];
-        if (!forwarded_header(h))
+        if (httpmsg_proxy_drops(h))
             continue;
         ok = put(out, cap, &len, h->name, h->name_len) && put(out, cap, &len, ": ", 2) &&
              put(out, cap, &len, h->value, h->value_len) && put(out, cap, &len, "\r\n", 2);

@@ -131,6 +131,23 @@ START_TEST(keep_alive_rules)
 }
 END_TEST
 
+START_TEST(proxy_drops_credentials_and_hop_by_hop)
+{
+    struct http_request r = parse_req(
+        "GET / HTTP/1.1\r\nAuthorization: Bearer x\r\nIMPERSONATE-User: y\r\n"
+        "Impersonate-Group: z\r\nCookie: c\r\nHost: h\r\nConnection: Upgrade\r\n"
+        "Keep-Alive: 5\r\nTE: trailers\r\nProxy-Authorization: p\r\n"
+        "Upgrade: websocket\r\nAccept: application/json\r\nContent-Length: 0\r\n"
+        "Impersonat: not-a-prefix\r\n\r\n");
+    size_t kept = 0;
+    for (size_t i = 0; i < r.num_headers; i++)
+        if (!httpmsg_proxy_drops(&r.headers[i]))
+            kept++;
+    /* Upgrade, Accept, Content-Length and the near-miss name stay. */
+    ck_assert_uint_eq(kept, 4);
+}
+END_TEST
+
 Suite *suite_common_httpmsg(void)
 {
     Suite *s = suite_create("common_httpmsg");
@@ -142,6 +159,7 @@ Suite *suite_common_httpmsg(void)
     tcase_add_test(tc, response_kinds);
     tcase_add_test(tc, smuggling_shapes_refused);
     tcase_add_test(tc, keep_alive_rules);
+    tcase_add_test(tc, proxy_drops_credentials_and_hop_by_hop);
     suite_add_tcase(s, tc);
     return s;
 }
