@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,9 +243,10 @@ void cfgfile_free(struct ctl_config *c)
         return;
     free(c->server);
     free(c->username);
+    if (c->token)
+        OPENSSL_cleanse(c->token, strlen(c->token));
     free(c->token);
     free(c->ca_checksum);
-    if (c->ca_cert)
-        free(c->ca_cert);
+    free(c->ca_cert);
     memset(c, 0, sizeof(*c));
 }

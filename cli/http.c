@@ -219,58 +219,84 @@ static int feed(enum body_mode mode, uint64_t *left, struct http1_chunked *ch,
     return 0;
 }
 
+/* Reads until the head is complete: its length in *hl, the bytes read in
+ * *len (the head and whatever body came with it). 0 or -1 with err. */
+static int read_head(SSL *ssl, char *buf, size_t *len, struct http_response *res,
+                     struct http_header *h, size_t nh, ssize_t *hl, char *err, size_t errlen)
+{
+    *hl = -2;
+    *len = 0;
+    while (*hl == -2) {
+        if (*len == HEAD_MAX) {
+            snprintf(err, errlen, "answer head too large");
+            return -1;
+        }
+        int r = SSL_read(ssl, buf + *len, (int)(HEAD_MAX - *len));
+        if (r <= 0) {
+            snprintf(err, errlen, "the server closed the connection without an answer");
+            return -1;
+        }
+        *len += (size_t)r;
+        *res = (struct http_response){ .headers = h, .num_headers = nh };
+        *hl = http1_parse_response(buf, *len, res);
+    }
+    if (*hl < 0) {
+        snprintf(err, errlen, "malformed answer: %s", res->error ? res->error : "?");
+        return -1;
+    }
+    return 0;
+}
+
+/* How the body is framed, per RFC 9112 section 6.3. -1 on a bad length. */
+static int framing(const struct http_response *res, bool head_only, uint64_t *left,
+                     enum body_mode *mode)
+{
+    const struct http_header *te = http1_find(res->headers, res->num_headers,
+                                              "transfer-encoding");
+    const struct http_header *cl = http1_find(res->headers, res->num_headers,
+                                              "content-length");
+    *left = 0;
+    *mode = BODY_CLOSE;
+    if (head_only || res->status == 204 || res->status == 304)
+        *mode = BODY_NONE;
+    else if (te && http1_has_token(te->value, te->value_len, "chunked"))
+        *mode = BODY_CHUNKED;
+    else if (cl) {
+        if (http1_parse_content_length(cl->value, cl->value_len, left) < 0)
+            return -1;
+        *mode = BODY_LENGTH;
+    }
+    return 0;
+}
+
 static int read_answer(SSL *ssl, bool head_only, int out_fd, struct http_answer *a,
                        char *err, size_t errlen)
 {
     char *buf = malloc(HEAD_MAX);
-    size_t len = 0;
-    ssize_t hl = -2;
+    size_t len;
+    ssize_t hl;
     struct http_header h[64];
     struct http_response res;
+    enum body_mode mode;
+    uint64_t left;
+    struct http1_chunked ch;
     int rc = -1;
     if (!buf) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    while (hl == -2) {
-        if (len == HEAD_MAX) {
-            snprintf(err, errlen, "answer head too large");
-            goto out;
-        }
-        int r = SSL_read(ssl, buf + len, (int)(HEAD_MAX - len));
-        if (r <= 0) {
-            snprintf(err, errlen, "the server closed the connection without an answer");
-            goto out;
-        }
-        len += (size_t)r;
-        res = (struct http_response){ .headers = h, .num_headers = 64 };
-        hl = http1_parse_response(buf, len, &res);
-    }
-    if (hl < 0) {
-        snprintf(err, errlen, "malformed answer: %s", res.error ? res.error : "?");
+    if (read_head(ssl, buf, &len, &res, h, 64, &hl, err, errlen) < 0)
         goto out;
-    }
     a->status = res.status;
     copy_header(h, res.num_headers, "content-type", a->ctype, sizeof(a->ctype));
     copy_header(h, res.num_headers, "location", a->location, sizeof(a->location));
-    struct sink s = { .a = a, .fd = res.status / 100 == 2 ? out_fd : -1 };
-    const struct http_header *te = http1_find(h, res.num_headers, "transfer-encoding");
-    const struct http_header *cl = http1_find(h, res.num_headers, "content-length");
-    enum body_mode mode = BODY_CLOSE;
-    uint64_t left = 0;
-    struct http1_chunked ch;
-    http1_chunked_init(&ch);
-    if (head_only || res.status == 204 || res.status == 304)
-        mode = BODY_NONE;
-    else if (te && http1_has_token(te->value, te->value_len, "chunked"))
-        mode = BODY_CHUNKED;
-    else if (cl) {
-        if (http1_parse_content_length(cl->value, cl->value_len, &left) < 0) {
-            snprintf(err, errlen, "malformed Content-Length");
-            goto out;
-        }
-        mode = BODY_LENGTH;
+    if (framing(&res, head_only, &left, &mode) < 0) {
+        snprintf(err, errlen, "malformed Content-Length");
+        goto out;
     }
+    /* Only a success goes to the file; an error's body is its message. */
+    struct sink s = { .a = a, .fd = res.status / 100 == 2 ? out_fd : -1 };
+    http1_chunked_init(&ch);
     int done = mode == BODY_NONE || (mode == BODY_LENGTH && left == 0);
     if (!done && len > (size_t)hl)
         done = feed(mode, &left, &ch, &s, buf + hl, len - (size_t)hl);
@@ -280,12 +306,8 @@ static int read_answer(SSL *ssl, bool head_only, int out_fd, struct http_answer 
             break;
         done = feed(mode, &left, &ch, &s, buf, (size_t)r);
     }
-    if (s.failed) {
-        snprintf(err, errlen, "%s", s.why);
-        goto out;
-    }
-    if (!done && mode != BODY_CLOSE) {
-        snprintf(err, errlen, "the answer was cut short");
+    if (s.failed || (!done && mode != BODY_CLOSE)) {
+        snprintf(err, errlen, "%s", s.failed ? s.why : "the answer was cut short");
         goto out;
     }
     if (!a->body && !(a->body = calloc(1, 1))) {
