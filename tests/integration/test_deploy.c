@@ -98,17 +98,19 @@ static void check_dockerfile(const char *path)
         snprintf(cmd, sizeof(cmd), "objdump -p %s | awk '/NEEDED/{print $2}'", bin_path(b));
         objs = run(cmd, &code);
         ck_assert_int_eq(code, 0);
+        /* A make SAN=... binary links every -l given (no --as-needed
+         * effect) and the sanitizer runtimes; images are never built so,
+         * so for it only the other direction (nothing installed that is
+         * not linked) is checked. */
+        bool san = strstr(objs, "libasan") != NULL;
         char *save2;
         for (char *l = strtok_r(objs, "\n", &save2); l; l = strtok_r(NULL, "\n", &save2)) {
             char pkg[128];
             lib_package(l, pkg, sizeof(pkg));
-            /* libc6 is in the base image; sanitizer runtimes come with
-             * make SAN=..., never with an image build. */
-            if (strcmp(pkg, "libc6") == 0 || strncmp(pkg, "libasan", 7) == 0 ||
-                strncmp(pkg, "libubsan", 8) == 0)
+            if (strcmp(pkg, "libc6") == 0)  /* in the base image */
                 continue;
-            ck_assert_msg(word_in(final, pkg), "%s: %s needs %s (%s), not installed", path,
-                          b, l, pkg);
+            ck_assert_msg(san || word_in(final, pkg), "%s: %s needs %s (%s), not installed",
+                          path, b, l, pkg);
             if (!word_in(needed_pkgs, pkg))
                 snprintf(needed_pkgs + strlen(needed_pkgs),
                          sizeof(needed_pkgs) - strlen(needed_pkgs), "%s ", pkg);
