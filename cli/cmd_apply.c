@@ -60,44 +60,65 @@ static const char *first_str(const json_t *j, const char *const *keys)
 
 static void apply_table(json_t *j, struct table *t)
 {
-    static const char *const heads[] = { "KIND", "NAMESPACE", "NAME", "RESULT" };
+    static const char *const heads[] = { "KIND", "NAMESPACE", "NAME", "OUTCOME" };
     static const char *const name_k[] = { "name", "metadata.name", NULL };
     static const char *const ns_k[] = { "namespace", "metadata.namespace", NULL };
-    static const char *const res_k[] = { "result", "action", "status", NULL };
+    static const char *const res_k[] = { "outcome", "result", "action", NULL };
+    static const char *const msg_k[] = { "message", "error", "error.message", NULL };
     size_t i;
     json_t *r;
     table_init(t, 4, heads);
     json_array_foreach(j, i, r) {
         char res[512];
-        const char *err = first_str(r, (const char *const[]){ "error", "error.message",
-                                                              "message", NULL });
-        const char *what = first_str(r, res_k);
-        snprintf(res, sizeof(res), "%s%s%s", what, what[0] && err[0] ? ": " : "", err);
+        const char *what = first_str(r, res_k), *msg = first_str(r, msg_k);
+        snprintf(res, sizeof(res), "%s%s%s", what, what[0] && msg[0] ? ": " : "", msg);
         const char *row[] = { jstr(r, "kind"), first_str(r, ns_k), first_str(r, name_k),
                               res };
         table_add(t, row);
     }
 }
 
-/* An object failed if its result carries an error. */
-static bool any_failed(const json_t *items)
+/* The server's summary line, e.g. "2 objects: 1 created, 1 failed". */
+static void print_summary(const json_t *sum)
 {
-    size_t i;
-    json_t *r;
-    json_array_foreach(items, i, r) {
-        json_t *e = json_object_get(r, "error");
-        const char *res = first_str(r, (const char *const[]){ "result", "status", NULL });
-        if ((e && !json_is_null(e) && !json_is_false(e)) || strcmp(res, "failed") == 0 ||
-            strcmp(res, "error") == 0)
-            return true;
+    static const char *const keys[] = { "created", "configured", "unchanged", "failed" };
+    if (!json_is_object(sum))
+        return;
+    fprintf(stderr, "%lld objects:", (long long)json_integer_value(json_object_get(sum,
+                                                                                 "objects")));
+    for (size_t i = 0, n = 0; i < 4; i++) {
+        json_int_t v = json_integer_value(json_object_get(sum, keys[i]));
+        if (v)
+            fprintf(stderr, "%s %lld %s", n++ ? "," : "", (long long)v, keys[i]);
     }
-    return false;
+    fputc('\n', stderr);
+}
+
+/* Sends the file; any answer the server gave is in ans (CTL_OK), else
+ * CTL_FAILED after saying why. */
+static int send_apply(struct ctl *ctl, const char *path, const char *file,
+                      struct http_answer *ans)
+{
+    char err[512];
+    size_t len;
+    if (ctl_connect(ctl) != CTL_OK)
+        return CTL_FAILED;
+    char *buf = read_input(file, &len);
+    if (!buf)
+        return CTL_FAILED;
+    int rc = http_request(&ctl->http, "POST", path, ctl->cfg.token, content_type(file, buf),
+                          buf, len, -1, ans, err, sizeof(err));
+    free(buf);
+    if (rc < 0) {
+        ctl_err("%s", err);
+        return CTL_FAILED;
+    }
+    return CTL_OK;
 }
 
 int cmd_apply(struct ctl *ctl, const struct args *a)
 {
     char id[64], seg[200], path[512];
-    size_t len;
     struct http_answer ans;
     const char *file = args_get(a, "file");
     if (!file || !file[0]) {
@@ -106,26 +127,27 @@ int cmd_apply(struct ctl *ctl, const struct args *a)
     }
     if (ctl_cluster_id(ctl, a->pos[0], id) != CTL_OK)
         return CTL_FAILED;
-    char *buf = read_input(file, &len);
-    if (!buf)
-        return CTL_FAILED;
     ctl_seg(id, seg, sizeof(seg));
     snprintf(path, sizeof(path), "/v3/clusters/%s/apply", seg);
-    int rc = ctl_call_raw(ctl, "POST", path, content_type(file, buf), buf, len, -1, &ans);
-    free(buf);
-    json_t *j = rc == CTL_OK ? json_loadb(ans.body, ans.len, 0, NULL) : NULL;
-    if (rc == CTL_OK && !j) {
-        ctl_err("the server's answer is not JSON");
+    if (send_apply(ctl, path, file, &ans) != CTL_OK)
+        return CTL_FAILED;
+    /* Some objects may have failed (422) or the link broken midway (502,
+     * 503): the results so far are still shown, then the error. */
+    json_t *j = json_loadb(ans.body, ans.len, 0, NULL);
+    json_t *items = json_object_get(j, "data");
+    int rc = ans.status / 100 == 2 ? CTL_OK : CTL_FAILED;
+    if (json_is_array(items)) {
+        if (ctl_print(ctl, ctl->format == FMT_TABLE ? items : j, apply_table) != CTL_OK)
+            rc = CTL_FAILED;
+        print_summary(json_object_get(j, "summary"));
+    } else if (rc == CTL_OK) {
+        ctl_err("the server's answer holds no results");
         rc = CTL_FAILED;
     }
-    http_answer_free(&ans);
-    if (rc != CTL_OK)
-        return rc;
-    json_t *items = json_is_array(json_object_get(j, "data")) ? json_object_get(j, "data") : j;
-    rc = ctl_print(ctl, items, apply_table);
-    if (rc == CTL_OK && json_is_array(items) && any_failed(items))
-        rc = CTL_FAILED;
+    if (ans.status / 100 != 2)
+        ctl_server_error(&ans);
     json_decref(j);
+    http_answer_free(&ans);
     return rc;
 }
 
