@@ -36,15 +36,18 @@ static int prompt_password(char *buf, size_t cap)
         return -1;
     struct termios old, quiet;
     int fd = fileno(tty);
-    fputs("Password: ", tty);
-    fflush(tty);
+    /* Echo off before the prompt, and without flushing: a password typed
+     * (or pasted) as soon as the prompt shows must be neither echoed nor
+     * dropped. */
     bool have = tcgetattr(fd, &old) == 0;
     if (have) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         quiet.c_lflag |= ECHONL;
-        tcsetattr(fd, TCSAFLUSH, &quiet);
+        tcsetattr(fd, TCSANOW, &quiet);
     }
+    fputs("Password: ", tty);
+    fflush(tty);
     int rc = read_line(tty, buf, cap);
     if (have)
         tcsetattr(fd, TCSAFLUSH, &old);

@@ -8,6 +8,8 @@
  */
 #include <check.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +167,51 @@ START_TEST(login_errors)
     /* Not logged in. */
     EXPECT_RUN(1, NULL, "cluster list");
     HAS(r.err, "not logged in");
+}
+END_TEST
+
+/* Reads the pty until needle shows or the child is done; all into buf. */
+static bool pty_read_until(int fd, char *buf, size_t cap, const char *needle, int ms)
+{
+    size_t n = strlen(buf);
+    long long end = mono_ms() + ms;
+    while (!strstr(buf, needle) && mono_ms() < end && n < cap - 1) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t got = read(fd, buf + n, cap - 1 - n);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+        buf[n] = '\0';
+    }
+    return strstr(buf, needle) != NULL;
+}
+
+START_TEST(login_prompts_without_echo)
+{
+    char home[300], seen[8192] = "", line[100];
+    int fd;
+    snprintf(home, sizeof(home), "%s/home", d.dir);
+    pid_t pid = forkpty(&fd, NULL, NULL, NULL);
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        setenv("HOME", home, 1);
+        unsetenv("DROVER_CONFIG");
+        execl(bin_path("droverctl"), "droverctl", "login", url, "-u", "admin",
+              "--ca-checksum", d.checksum, (char *)NULL);
+        _exit(127);
+    }
+    ck_assert_msg(pty_read_until(fd, seen, sizeof(seen), "Password: ", 30000), "%s", seen);
+    snprintf(line, sizeof(line), "%s\n", d.admin_pw);
+    ck_assert_int_eq(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+    ck_assert_msg(pty_read_until(fd, seen, sizeof(seen), "Logged in", 30000), "%s", seen);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    close(fd);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert_msg(strstr(seen, d.admin_pw) == NULL, "the password was echoed: %s", seen);
+    ck_assert_int_eq(access(cfg_path, F_OK), 0);
 }
 END_TEST
 
@@ -414,6 +461,7 @@ Suite *suite_integration_droverctl(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 180);
     tcase_add_test(t, login_errors);
+    tcase_add_test(t, login_prompts_without_echo);
     tcase_add_test(t, config_file_and_session);
     tcase_add_test(t, clusters);
     tcase_add_test(t, kubeconfig_merge);
