@@ -3,6 +3,7 @@
  */
 #include "server/tunnels.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@ struct tunnels {
     struct db_pool *pool;       /* NULL until the datastore is ready */
     struct linkstate *ls;
     struct tunnels_hooks hooks;
+    uint64_t grace_until;       /* no node agent stands in before this */
+    struct loop_timer grace;
 };
 
 struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg)
@@ -55,6 +58,11 @@ struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg)
         return NULL;
     ts->loop = l;
     ts->cfg = *cfg;
+    /* Right after a start, every agent is reconnecting: give cluster agents
+     * dead-after to come back before a node agent takes their place, or
+     * whichever dials first would take the role and hand it back at once. */
+    ts->grace_until = loop_now_ms(l) +
+                      (cfg->tunnel.dead_after_ms ? cfg->tunnel.dead_after_ms : 15000);
     ts->clusters = hmap_new();
     if (!ts->clusters) {
         free(ts);
@@ -129,18 +137,29 @@ static struct link *pick_acting(const struct cluster_entry *e)
     return best;
 }
 
+static void on_grace_end(struct loop_timer *t);
+
 /*
- * The cluster agent or the acting node agent is gone: hand the cluster role
- * to an eligible node agent, if there is one, and record the new link (or
+ * The cluster has neither a cluster agent nor an acting node agent (lost:
+ * because one just went): hand the cluster role to an eligible node agent,
+ * if there is one, and record the new link (or, when lost, that there is
  * none). The cluster's new streams follow at once (tunnels_for_cluster).
  */
-static void relink(struct tunnels *ts, const char *cluster)
+static void relink(struct tunnels *ts, const char *cluster, bool lost)
 {
     struct cluster_entry *e = entry_for(ts, cluster, false);
     if (e && (e->agent || e->acting))
         return;
     struct link *n = e ? pick_acting(e) : NULL;
+    if (n && loop_now_ms(ts->loop) < ts->grace_until) {
+        if (!loop_timer_armed(&ts->grace))
+            loop_timer_start(ts->loop, &ts->grace,
+                             ts->grace_until - loop_now_ms(ts->loop), on_grace_end);
+        n = NULL;
+    }
     if (!n) {
+        if (!lost)
+            return;
         log_info("cluster=%s: no link left (no cluster agent, no eligible node agent)",
                  cluster);
         if (ts->ls)
@@ -157,6 +176,20 @@ static void relink(struct tunnels *ts, const char *cluster)
     }
     if (ts->hooks.on_cluster_up)
         ts->hooks.on_cluster_up(ts->hooks.ud, cluster);
+}
+
+static void relink_idle(const char *key, void *val, void *ud)
+{
+    struct cluster_entry *e = val;
+    if (!e->agent && !e->acting)
+        relink(ud, key, false);
+}
+
+/* The start-up grace is over: clusters still without a link get one. */
+static void on_grace_end(struct loop_timer *t)
+{
+    struct tunnels *ts = (struct tunnels *)((char *)t - offsetof(struct tunnels, grace));
+    hmap_each(ts->clusters, relink_idle, ts);
 }
 
 /* The cluster agent is back: the acting node agent hands the role back. */
@@ -185,9 +218,9 @@ static void node_eligible(struct link *lk, bool eligible)
     if (!eligible && e->acting == lk) {
         e->acting = NULL;
         send_role(lk, false);
-        relink(ts, lk->cluster);
+        relink(ts, lk->cluster, true);
     } else if (eligible && !e->agent && !e->acting) {
-        relink(ts, lk->cluster);
+        relink(ts, lk->cluster, false);
     }
 }
 
@@ -202,7 +235,7 @@ static void on_down(struct tunnel *t, const char *why)
     bool held = e && (e->agent == lk || e->acting == lk);
     unregister(lk);
     if (held)
-        relink(ts, lk->cluster);
+        relink(ts, lk->cluster, true);
     free(lk);
 }
 
@@ -563,6 +596,7 @@ void tunnels_free(struct tunnels *ts)
         }
         free(all);
     }
+    loop_timer_stop(ts->loop, &ts->grace);
     hmap_free(ts->clusters);
     free(ts);
 }

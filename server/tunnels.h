@@ -19,7 +19,8 @@
  * it is no longer eligible, the next one takes over at once; when a cluster
  * agent connects, the node agent is told to step down (active:false). The
  * choice is made on these events only, so node agents reconnecting never
- * move the role.
+ * move the role; and for dead-after after the server starts no node agent
+ * takes it, so cluster agents reconnecting after a restart find it free.
  *
  * Owns every agent tunnel. A cluster has at most one cluster-agent tunnel
  * (a newer connection replaces an older one), any number of node-agent

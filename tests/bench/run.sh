@@ -176,6 +176,7 @@ takeover_rows() {
     done
     start_takeover_agent drover-cluster-agent agent.log; AGENT=$LAST
     wait_via "$tok" cluster-agent
+    sleep "${TAKEOVER_DEAD_AFTER%s}"   # past the server's start-up grace (dead-after)
     local path=/k8s/clusters/$CID/api/v1/namespaces/default
     for sig in KILL STOP; do
         local vals=() i line
