@@ -30,6 +30,11 @@
 #include "proto/ws.h"
 
 #define CACERTS_TIMEOUT_MS 10000
+/* How often a node agent checks that it can reach the kube-apiserver (so
+ * the server knows it can stand in for the cluster agent): more often while
+ * it stands in or while the check fails, when the answer matters soonest. */
+#define PROBE_IDLE_MS 15000
+#define PROBE_BUSY_MS 5000
 
 struct agent {
     const struct agent_cfg *cfg;
@@ -45,7 +50,11 @@ struct agent {
     bool standby;               /* the server prefers a newer agent of ours */
     struct kubeapi *kube;       /* the kube-api service, when configured */
     struct kubeclient *kc;      /* the agent's own API calls (with kube) */
-    struct reporter *rep;       /* cluster agents, while the tunnel is up */
+    struct reporter *rep;       /* while the tunnel is up and we hold the role */
+    bool cluster_role;          /* node agents: the server made us stand in */
+    int kube_ok;                /* node agents: last probe, -1 before the first */
+    struct kc_req *probe;       /* the probe in flight */
+    struct loop_timer probe_timer;
     struct health *health;
     char headers[1024];
 };
@@ -104,6 +113,57 @@ const char *agent_check_checksum(const char *v)
     return NULL;
 }
 
+/* ---- the node agent's kube-apiserver probe ---- */
+
+/* Tells the server whether we can stand in (once per tunnel and on change). */
+static void send_eligible(struct agent *a)
+{
+    if (!a->t || !a->cfg->node_role || a->kube_ok < 0)
+        return;
+    char msg[64];
+    int n = snprintf(msg, sizeof(msg), "{\"type\":\"eligible\",\"eligible\":%s}",
+                     a->kube_ok ? "true" : "false");
+    tunnel_send_control(a->t, msg, (size_t)n);
+}
+
+static void probe_start(struct loop_timer *t);
+
+static void probe_arm(struct agent *a)
+{
+    if (!a->kc || !a->cfg->node_role || a->probe)
+        return;
+    uint64_t d = a->cluster_role || a->kube_ok != 1 ? PROBE_BUSY_MS : PROBE_IDLE_MS;
+    loop_timer_start(a->loop, &a->probe_timer, d, probe_start);
+}
+
+static void probe_done(void *ud, int status, json_t *body, const char *err)
+{
+    struct agent *a = ud;
+    (void)body;
+    a->probe = NULL;
+    int ok = status == 200;
+    if (ok != a->kube_ok) {
+        if (ok)
+            log_info("the kube-apiserver answers /readyz: this node agent can stand in for "
+                     "the cluster agent");
+        else
+            log_warn("the kube-apiserver's /readyz failed (%d %s): this node agent cannot "
+                     "stand in for the cluster agent", status, err ? err : "");
+        a->kube_ok = ok;
+        send_eligible(a);
+    }
+    probe_arm(a);
+}
+
+/* GET /readyz with our own service account: what standing in needs. */
+static void probe_start(struct loop_timer *t)
+{
+    struct agent *a = (struct agent *)((char *)t - offsetof(struct agent, probe_timer));
+    a->probe = kubeclient_request(a->kc, "GET", "/readyz", NULL, probe_done, a);
+    if (!a->probe)
+        probe_done(a, 0, NULL, "cannot start the request");
+}
+
 /* ---- serving streams ---- */
 
 static void serve_tcp(struct agent *a, struct tun_stream *s, const uint8_t *meta, size_t len)
@@ -141,6 +201,15 @@ static void on_stream_open(struct tunnel *t, struct tun_stream *s, const char *s
         serve_tcp(a, s, meta, meta_len);
         return;
     }
+    /* A node agent speaks for the cluster only while it stands in: then
+     * nothing runs twice (two RBAC keepers, say) when the cluster agent is
+     * back. */
+    if (a->cfg->node_role && !a->cluster_role &&
+        (strcmp(service, "kube-api") == 0 || strcmp(service, "rbac") == 0)) {
+        tun_stream_reset(s, TUN_RESET_UNAVAILABLE,
+                         "this node agent does not hold the cluster role");
+        return;
+    }
     if (strcmp(service, "kube-api") == 0) {
         if (a->kube)
             kubeapi_serve(a->kube, s, meta, meta_len);
@@ -173,7 +242,30 @@ static void on_tunnel_down(struct tunnel *t, const char *why)
     reporter_free(a->rep);
     a->rep = NULL;
     a->t = NULL;
+    a->cluster_role = false;
     schedule_retry(a, why);
+}
+
+/*
+ * {"type":"cluster-role","active":BOOL}: the server makes this node agent
+ * stand in for the cluster agent (reports, RBAC, kube-api), or hands the
+ * role back to the cluster agent. Only node agents take it.
+ */
+static void set_cluster_role(struct agent *a, bool active)
+{
+    if (!a->cfg->node_role || active == a->cluster_role)
+        return;
+    a->cluster_role = active;
+    if (active) {
+        log_info("standing in for the cluster agent: reporting and serving the cluster");
+        if (a->kc && !(a->rep = reporter_new(a->loop, a->kc, a->t)))
+            log_warn("cannot start cluster reports: out of memory");
+    } else {
+        log_info("the cluster agent is back: stepping down");
+        reporter_free(a->rep);
+        a->rep = NULL;
+    }
+    probe_arm(a);
 }
 
 /*
@@ -187,9 +279,12 @@ static void on_control(struct tunnel *t, const uint8_t *json, size_t len)
     struct agent *a = tunnel_ud(t);
     json_t *msg = json_loadb((const char *)json, len, 0, NULL);
     const char *type = json_string_value(json_object_get(msg, "type"));
+    json_t *active = json_object_get(msg, "active");
     if (type && strcmp(type, "standby") == 0) {
         log_info("the server prefers a newer agent of this cluster; standing by");
         a->standby = true;
+    } else if (type && strcmp(type, "cluster-role") == 0 && json_is_boolean(active)) {
+        set_cluster_role(a, json_is_true(active));
     } else {
         log_debug("ignoring a control message of type %s", type ? type : "(none)");
     }
@@ -222,9 +317,11 @@ static void on_ws_open(struct ws *w)
     url_hostport(&a->servers[a->cur], hp, sizeof(hp));
     log_info("connected to %s (cluster %s%s%s)", hp, a->cfg->cluster_id,
              a->cfg->node_role ? ", node " : "", a->cfg->node_role ? a->cfg->node_name : "");
-    /* The cluster agent speaks for the cluster; node agents only serve. */
+    /* The cluster agent speaks for the cluster; node agents serve their
+     * node, and say whether they could stand in for it. */
     if (!a->cfg->node_role && a->kc && !(a->rep = reporter_new(a->loop, a->kc, a->t)))
         log_warn("cannot start cluster reports: out of memory");
+    send_eligible(a);
 }
 
 static void on_ws_close(struct ws *w, const char *why)
@@ -412,9 +509,14 @@ int agent_run(const struct agent_cfg *cfg)
             log_error("%s", err);
             goto out;
         }
+        a.kube_ok = -1;
+        if (cfg->node_role)     /* the first probe at once: be eligible early */
+            loop_timer_start(a.loop, &a.probe_timer, 0, probe_start);
     } else {
         log_warn("no kube-apiserver configured (DROVER_KUBE_API, or running in a pod): "
-                 "kube-api streams will be refused");
+                 "kube-api streams will be refused%s",
+                 cfg->node_role ? ", and this node agent cannot stand in for the cluster agent"
+                                : "");
     }
     int p = pin_ca(&a);
     if (p != 0) {
@@ -431,6 +533,9 @@ out:
     kubeapi_free(a.kube);
     if (a.loop) {
         loop_timer_stop(a.loop, &a.retry);
+        loop_timer_stop(a.loop, &a.probe_timer);
+        if (a.probe)
+            kubeclient_cancel(a.probe);
         reporter_free(a.rep);
         a.rep = NULL;
         if (a.t)

@@ -7,6 +7,12 @@
  * registers.
  *
  * Used by drover-cluster-agent and drover-node-agent, each with its role.
+ * The cluster agent reports and serves "kube-api" and "rbac" while its
+ * tunnel is up. A node agent with a kube-apiserver configured probes it
+ * (GET /readyz with its service account) and tells the server whether it
+ * can stand in ({"type":"eligible"}); it reports and serves "kube-api" and
+ * "rbac" only while the server gives it the cluster role
+ * ({"type":"cluster-role"}, docs/PROTOCOL.md section 8).
  */
 #ifndef DROVER_AGENT_H
 #define DROVER_AGENT_H

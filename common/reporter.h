@@ -1,6 +1,7 @@
 /*
- * reporter: the cluster agent's "report" stream to drover-server. While the
- * agent holds its tunnel it tells the server what the cluster looks like:
+ * reporter: the cluster agent's "report" stream to drover-server (run by a
+ * node agent while it stands in for the cluster agent). While the agent
+ * holds its tunnel it tells the server what the cluster looks like:
  * the Kubernetes version, whether /readyz passes, the nodes (roles, kubelet
  * version, readiness, addresses, capacity) and the 50 newest Warning
  * events. One JSON document per stream, answered with {"ok":...}.

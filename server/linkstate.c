@@ -134,12 +134,20 @@ void linkstate_set(struct linkstate *ls, const char *cluster, const char *via)
     pump(ls);
 }
 
+const char *linkstate_state(const char *via)
+{
+    if (!via)
+        return "disconnected";
+    /* A node agent standing in: reachable, but not as it should be. */
+    return strncmp(via, "node/", 5) == 0 ? "degraded" : "active";
+}
+
 static int write_work(struct db *db, void *arg)
 {
     struct ls_write *w = arg;
     /* lastSeen is "now" both ways: up, the agent is talking to us; down,
      * this is the last moment we heard from it. */
-    return store_cluster_set_link(db, w->id, w->has_via ? "active" : "disconnected",
+    return store_cluster_set_link(db, w->id, linkstate_state(w->has_via ? w->via : NULL),
                                   w->has_via ? w->via : NULL, w->since, store_now_ms());
 }
 

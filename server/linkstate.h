@@ -1,7 +1,9 @@
 /*
  * linkstate: writes what the tunnels see into the clusters table: when a
- * cluster agent's tunnel comes up or goes down, the cluster's state (active
- * / disconnected), connection {via, since} and lastSeen.
+ * cluster's link changes (its cluster agent connects or goes, a node agent
+ * stands in for it), the cluster's state (active via the cluster agent,
+ * degraded via a node agent, disconnected), connection {via, since} and
+ * lastSeen.
  *
  * Writes go through the datastore pool and never block the loop. They are
  * coalesced per cluster: at most one write per cluster is in flight, and it
@@ -33,6 +35,10 @@ void linkstate_free(struct linkstate *ls);
 /* The cluster's link is now via ("cluster-agent", "node/<name>") or down
  * (via NULL), as of now. */
 void linkstate_set(struct linkstate *ls, const char *cluster, const char *via);
+
+/* The state a link via gives (pure): "active" via "cluster-agent",
+ * "degraded" via "node/<name>", "disconnected" for NULL. */
+const char *linkstate_state(const char *via);
 
 /* Clusters with a change not yet written (for tests and metrics). */
 size_t linkstate_pending(const struct linkstate *ls);

@@ -17,11 +17,13 @@ static int update_cluster(struct db *db, struct report_tx *t)
 {
     const struct store_report *r = t->r;
     int64_t changes = 0;
-    /* The state follows health only while a link is up: linkstate owns
-     * pending and disconnected. */
+    /* The state follows health only while the cluster agent's link is up:
+     * linkstate owns pending and disconnected, and degraded while a node
+     * agent stands in. */
     int rc = db_execp(db, "UPDATE clusters SET kubernetes_version = ?, node_count = ?, "
                       "capacity_json = ?, conditions_json = ?, last_seen = ?, "
-                      "state = CASE WHEN connection_via IS NULL THEN state ELSE ? END "
+                      "state = CASE WHEN connection_via IS NULL THEN state "
+                      "WHEN connection_via LIKE 'node/%' THEN 'degraded' ELSE ? END "
                       "WHERE id = ?",
                       DB_ARGS(DB_TEXT(r->kubernetes_version), DB_INT((int64_t)r->nnodes),
                               DB_TEXT(r->capacity_json), DB_TEXT(r->conditions_json),

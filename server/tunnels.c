@@ -3,10 +3,13 @@
  */
 #include "server/tunnels.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <jansson.h>
 
 #include "common/hmap.h"
 #include "common/log.h"
@@ -26,12 +29,14 @@ struct link {
     char cluster[ID_MAX + 1];
     char node[ID_MAX + 1];
     uint64_t since_ms;
+    bool eligible;              /* node: says it reaches the kube-apiserver */
     struct link *next;          /* node links of the same cluster */
 };
 
 struct cluster_entry {
     struct link *agent;         /* the cluster agent, if connected */
     struct link *nodes;         /* node agents */
+    struct link *acting;        /* the node agent holding the cluster role */
 };
 
 struct tunnels {
@@ -42,6 +47,8 @@ struct tunnels {
     struct db_pool *pool;       /* NULL until the datastore is ready */
     struct linkstate *ls;
     struct tunnels_hooks hooks;
+    uint64_t grace_until;       /* no node agent stands in before this */
+    struct loop_timer grace;
 };
 
 struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg)
@@ -51,6 +58,11 @@ struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg)
         return NULL;
     ts->loop = l;
     ts->cfg = *cfg;
+    /* Right after a start, every agent is reconnecting: give cluster agents
+     * dead-after to come back before a node agent takes their place, or
+     * whichever dials first would take the role and hand it back at once. */
+    ts->grace_until = loop_now_ms(l) +
+                      (cfg->tunnel.dead_after_ms ? cfg->tunnel.dead_after_ms : 15000);
     ts->clusters = hmap_new();
     if (!ts->clusters) {
         free(ts);
@@ -88,6 +100,8 @@ static void unregister(struct link *lk)
             ts->ncluster_links--;
         }
     } else {
+        if (e->acting == lk)
+            e->acting = NULL;
         for (struct link **pp = &e->nodes; *pp; pp = &(*pp)->next) {
             if (*pp == lk) {
                 *pp = lk->next;
@@ -102,6 +116,114 @@ static void unregister(struct link *lk)
     }
 }
 
+/* ---- the cluster role ---- */
+
+static void send_role(struct link *lk, bool active)
+{
+    char msg[64];
+    int n = snprintf(msg, sizeof(msg), "{\"type\":\"cluster-role\",\"active\":%s}",
+                     active ? "true" : "false");
+    tunnel_send_control(lk->t, msg, (size_t)n);
+}
+
+/* The node agent to stand in: eligible, and connected the longest (the
+ * steadiest; it also keeps the choice stable while others reconnect). */
+static struct link *pick_acting(const struct cluster_entry *e)
+{
+    struct link *best = NULL;
+    for (struct link *n = e->nodes; n; n = n->next)
+        if (n->eligible && (!best || n->since_ms < best->since_ms))
+            best = n;
+    return best;
+}
+
+static void on_grace_end(struct loop_timer *t);
+
+/*
+ * The cluster has neither a cluster agent nor an acting node agent (lost:
+ * because one just went): hand the cluster role to an eligible node agent,
+ * if there is one, and record the new link (or, when lost, that there is
+ * none). The cluster's new streams follow at once (tunnels_for_cluster).
+ */
+static void relink(struct tunnels *ts, const char *cluster, bool lost)
+{
+    struct cluster_entry *e = entry_for(ts, cluster, false);
+    if (e && (e->agent || e->acting))
+        return;
+    struct link *n = e ? pick_acting(e) : NULL;
+    if (n && loop_now_ms(ts->loop) < ts->grace_until) {
+        if (!loop_timer_armed(&ts->grace))
+            loop_timer_start(ts->loop, &ts->grace,
+                             ts->grace_until - loop_now_ms(ts->loop), on_grace_end);
+        n = NULL;
+    }
+    if (!n) {
+        if (!lost)
+            return;
+        log_info("cluster=%s: no link left (no cluster agent, no eligible node agent)",
+                 cluster);
+        if (ts->ls)
+            linkstate_set(ts->ls, cluster, NULL);
+        return;
+    }
+    e->acting = n;
+    log_info("cluster=%s: node=%s takes the cluster role", cluster, n->node);
+    send_role(n, true);
+    if (ts->ls) {
+        char via[ID_MAX + 8];
+        snprintf(via, sizeof(via), "node/%s", n->node);
+        linkstate_set(ts->ls, cluster, via);
+    }
+    if (ts->hooks.on_cluster_up)
+        ts->hooks.on_cluster_up(ts->hooks.ud, cluster);
+}
+
+static void relink_idle(const char *key, void *val, void *ud)
+{
+    struct cluster_entry *e = val;
+    if (!e->agent && !e->acting)
+        relink(ud, key, false);
+}
+
+/* The start-up grace is over: clusters still without a link get one. */
+static void on_grace_end(struct loop_timer *t)
+{
+    struct tunnels *ts = (struct tunnels *)((char *)t - offsetof(struct tunnels, grace));
+    hmap_each(ts->clusters, relink_idle, ts);
+}
+
+/* The cluster agent is back: the acting node agent hands the role back. */
+static void step_down(struct cluster_entry *e)
+{
+    struct link *n = e->acting;
+    if (!n)
+        return;
+    e->acting = NULL;
+    log_info("cluster=%s: node=%s steps down: the cluster agent is back", n->cluster,
+             n->node);
+    send_role(n, false);
+}
+
+/* {"type":"eligible","eligible":BOOL}: whether a node agent can reach the
+ * kube-apiserver with its service account, so it can stand in. */
+static void node_eligible(struct link *lk, bool eligible)
+{
+    struct tunnels *ts = lk->ts;
+    struct cluster_entry *e = entry_for(ts, lk->cluster, false);
+    if (!e || lk->eligible == eligible)
+        return;
+    lk->eligible = eligible;
+    log_info("cluster=%s: node=%s %s stand in for the cluster agent", lk->cluster, lk->node,
+             eligible ? "can" : "can no longer");
+    if (!eligible && e->acting == lk) {
+        e->acting = NULL;
+        send_role(lk, false);
+        relink(ts, lk->cluster, true);
+    } else if (eligible && !e->agent && !e->acting) {
+        relink(ts, lk->cluster, false);
+    }
+}
+
 static void on_down(struct tunnel *t, const char *why)
 {
     struct link *lk = tunnel_ud(t);
@@ -109,14 +231,24 @@ static void on_down(struct tunnel *t, const char *why)
     log_info("tunnel down: cluster=%s %s%s (%s)", lk->cluster,
              lk->kind == LINK_CLUSTER ? "cluster-agent" : "node=",
              lk->kind == LINK_CLUSTER ? "" : lk->node, why);
+    struct cluster_entry *e = entry_for(ts, lk->cluster, false);
+    bool held = e && (e->agent == lk || e->acting == lk);
     unregister(lk);
-    if (lk->kind == LINK_CLUSTER && ts->ls && !tunnels_for_cluster(ts, lk->cluster))
-        linkstate_set(ts->ls, lk->cluster, NULL);
+    if (held)
+        relink(ts, lk->cluster, true);
     free(lk);
 }
 
-/* Only the cluster agent reports and is told about RBAC: node agents speak
- * for one node, not for the cluster. */
+/* Only the agent holding the cluster role reports: the cluster agent, or
+ * the node agent standing in for it. Other node agents speak for one node. */
+static bool holds_role(struct link *lk)
+{
+    if (lk->kind == LINK_CLUSTER)
+        return true;
+    struct cluster_entry *e = entry_for(lk->ts, lk->cluster, false);
+    return e && e->acting == lk;
+}
+
 static void on_agent_open(struct tunnel *t, struct tun_stream *s, const char *service,
                           const uint8_t *meta, size_t meta_len)
 {
@@ -124,7 +256,7 @@ static void on_agent_open(struct tunnel *t, struct tun_stream *s, const char *se
     struct tunnels *ts = lk->ts;
     (void)meta;
     (void)meta_len;
-    if (lk->kind == LINK_CLUSTER && ts->hooks.on_stream &&
+    if (holds_role(lk) && ts->hooks.on_stream &&
         ts->hooks.on_stream(ts->hooks.ud, lk->cluster, s, service))
         return;
     char why[128];
@@ -137,6 +269,12 @@ static void on_agent_control(struct tunnel *t, const uint8_t *json, size_t len)
     struct link *lk = tunnel_ud(t);
     log_debug("control from cluster=%s: %.*s", lk->cluster, (int)(len > 200 ? 200 : len),
               (const char *)json);
+    json_t *msg = json_loadb((const char *)json, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    json_t *el = json_object_get(msg, "eligible");
+    if (lk->kind == LINK_NODE && type && strcmp(type, "eligible") == 0 && json_is_boolean(el))
+        node_eligible(lk, json_is_true(el));
+    json_decref(msg);
 }
 
 static const struct tunnel_ops agent_tunnel_ops = {
@@ -165,6 +303,7 @@ static int do_register(struct tunnels *ts, struct link *lk)
             tunnel_close(old->t, WS_CLOSE_POLICY, "replaced by a newer connection");
             free(old);
         }
+        step_down(e);
     } else {
         lk->next = e->nodes;
         e->nodes = lk;
@@ -209,7 +348,7 @@ static void each_agent(const char *key, void *val, void *ud)
 {
     struct cluster_entry *e = val;
     struct each_cluster *ec = ud;
-    if (e->agent)
+    if (e->agent || e->acting)
         ec->fn(ec->ud, key);
 }
 
@@ -227,6 +366,8 @@ struct tunnel *tunnels_for_cluster(struct tunnels *ts, const char *cluster)
         return NULL;
     if (e->agent)
         return e->agent->t;
+    if (e->acting)
+        return e->acting->t;
     return NULL;
 }
 
@@ -455,6 +596,7 @@ void tunnels_free(struct tunnels *ts)
         }
         free(all);
     }
+    loop_timer_stop(ts->loop, &ts->grace);
     hmap_free(ts->clusters);
     free(ts);
 }

@@ -7,12 +7,25 @@
  * An agent proves itself with its cluster's registration token: the check
  * (SHA-256 of the token against the cluster's row) runs on the datastore
  * pool, and a wrong or rotated token or a deleted cluster gets 401 before the
- * upgrade. When a cluster agent's tunnel comes up or goes down, the change is
- * handed to linkstate, which records it in the cluster's row.
+ * upgrade. When a cluster's link changes, the change is handed to linkstate,
+ * which records it in the cluster's row.
+ *
+ * Takeover: a node agent that reaches the kube-apiserver with its own
+ * service account says so ({"type":"eligible","eligible":true}). While the
+ * cluster agent's tunnel is down, one eligible node agent (the one connected
+ * longest) holds the cluster role: it is told so ({"type":"cluster-role",
+ * "active":true}), new cluster streams go over its tunnel, its reports are
+ * taken, and the cluster shows degraded via node/<name>. If it goes, or says
+ * it is no longer eligible, the next one takes over at once; when a cluster
+ * agent connects, the node agent is told to step down (active:false). The
+ * choice is made on these events only, so node agents reconnecting never
+ * move the role; and for dead-after after the server starts no node agent
+ * takes it, so cluster agents reconnecting after a restart find it free.
  *
  * Owns every agent tunnel. A cluster has at most one cluster-agent tunnel
- * (a newer connection replaces an older one) and any number of node-agent
- * tunnels.
+ * (a newer connection replaces an older one), any number of node-agent
+ * tunnels, and at most one of those acting (only while no cluster agent is
+ * connected).
  */
 #ifndef DROVER_TUNNELS_H
 #define DROVER_TUNNELS_H
@@ -42,11 +55,13 @@ void tunnels_set_store(struct tunnels *ts, struct db_pool *pool, struct linkstat
 
 /* What other modules hear from the tunnels (loop thread). */
 struct tunnels_hooks {
-    /* A cluster agent opened a stream for service. Return true after taking
-     * it (tun_stream_accept or tun_stream_reset); false refuses it. */
+    /* The agent holding the cluster role (the cluster agent, or the node
+     * agent acting for it) opened a stream for service. Return true after
+     * taking it (tun_stream_accept or tun_stream_reset); false refuses it. */
     bool (*on_stream)(void *ud, const char *cluster, struct tun_stream *s,
                       const char *service);
-    /* A cluster agent's tunnel came up. */
+    /* A cluster's link came up: its cluster agent connected, or a node
+     * agent took the cluster role. */
     void (*on_cluster_up)(void *ud, const char *cluster);
     void *ud;
 };
@@ -60,7 +75,8 @@ void tunnels_connect(struct tunnels *ts, struct hs_req *r);
 /* Closes every tunnel of a cluster that was deleted. */
 void tunnels_drop_cluster(struct tunnels *ts, const char *cluster);
 
-/* The tunnel that carries new streams for cluster, or NULL if none is up. */
+/* The tunnel that carries new streams for cluster: the cluster agent's, else
+ * the acting node agent's; NULL if neither is up. */
 struct tunnel *tunnels_for_cluster(struct tunnels *ts, const char *cluster);
 
 /* Whether node has a node-agent tunnel up in cluster. */
@@ -68,7 +84,8 @@ bool tunnels_node_connected(struct tunnels *ts, const char *cluster, const char 
 /* Calls fn for each node with a node-agent tunnel in cluster. */
 void tunnels_each_node(struct tunnels *ts, const char *cluster,
                        void (*fn)(void *ud, const char *node), void *ud);
-/* Calls fn for each cluster whose cluster agent is connected. */
+/* Calls fn for each cluster with a link (a cluster agent or an acting node
+ * agent). */
 void tunnels_each_cluster(struct tunnels *ts, void (*fn)(void *ud, const char *cluster),
                           void *ud);
 

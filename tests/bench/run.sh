@@ -1,6 +1,6 @@
 #!/bin/bash
 # make bench: drover's benchmarks, each beside its baseline in the same run.
-# Usage: tests/bench/run.sh BIN_DIR TOOLS_DIR
+# Usage: tests/bench/run.sh BIN_DIR TOOLS_DIR   (BENCH_ONLY=takeover: that section only)
 # Prints a markdown table and writes it, with the machine, to docs/BENCHMARKS.md.
 # Everything runs on loopback; all processes are stopped at the end.
 set -u
@@ -115,6 +115,101 @@ row() { ROWS+=("| $1 | $2 | $3 | $4 |"); printf '%-52s %14s %14s  %s\n' "$1" "$2
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%% of direct", 100 * a / b }'; }
 diff_us() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f µs", a - b }'; }
 
+# Takeover: a cluster agent and two node agents at the stand-in; the time
+# from SIGKILL (or SIGSTOP) of the cluster agent to the first GET that comes
+# back 200 through a node agent, over TAKEOVER_RUNS runs each. The server
+# drops a silent agent after dead-after (TAKEOVER_DEAD_AFTER here).
+TAKEOVER_RUNS=${BENCH_TAKEOVER_RUNS:-7}
+TAKEOVER_PING=1s
+TAKEOVER_DEAD_AFTER=5s
+api_via() {   # api_via TOKEN -> the cluster's connection.via
+    curl -sfk -H "Authorization: Bearer $1" https://127.0.0.1:"$HTTPS"/v3/clusters/"$CID" |
+        sed -n 's/.*"connection":{"via":"\([^"]*\)".*/\1/p'
+}
+start_takeover_agent() {   # start_takeover_agent BINARY LOG [NODE]
+    local node=(); [ -n "${3:-}" ] && node=(DROVER_NODE_NAME="$3")
+    env "${node[@]}" DROVER_SERVER=https://127.0.0.1:$HTTPS DROVER_TOKEN=$REG \
+        DROVER_CA_CHECKSUM=$SUM DROVER_CLUSTER_ID=$CID DROVER_HEALTH_LISTEN= \
+        DROVER_PING_INTERVAL=$TAKEOVER_PING DROVER_DEAD_AFTER=$TAKEOVER_DEAD_AFTER \
+        DROVER_KUBE_API=https://127.0.0.1:$KS_PORT DROVER_KUBE_TOKEN_FILE=$WORK/sa.token \
+        DROVER_KUBE_CA_FILE=$WORK/standin/ca.crt "$BIN/$1" > "$WORK/$2" 2>&1 &
+    LAST=$!; PIDS+=("$LAST")
+    disown "$LAST"   # killed on purpose: no "Killed" notice from bash
+}
+wait_via() {   # wait_via TOKEN WANT: until connection.via is WANT (30 s)
+    for _ in $(seq 1 300); do
+        [ "$(api_via "$1")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "bench: cluster link never became $2 (logs in $WORK)" >&2; exit 1
+}
+stats3() { sort -g | awk '{ v[NR] = $1 } END {
+    printf "%.0f / %.0f / %.0f", v[1], (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[NR] }'; }
+takeover_rows() {
+    KS_PORT=$(free_port)
+    "$TOOLS/kube-standin" --listen 127.0.0.1:"$KS_PORT" --data-dir "$WORK/standin" \
+        --token system:serviceaccount:drover-system:drover=bench-sa-token \
+        --admin system:serviceaccount:drover-system:drover --admin drover:admin \
+        > "$WORK/standin.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$KS_PORT"
+    echo bench-sa-token > "$WORK/sa.token"
+    HTTPS=$(free_port)
+    register_cluster
+    "$BIN/drover-server" --listen 127.0.0.1:"$HTTPS" --data-dir "$WORK/data" \
+        --ping-interval "$TAKEOVER_PING" --dead-after "$TAKEOVER_DEAD_AFTER" \
+        > "$WORK/server.log" 2>&1 &
+    SERVER=$!; PIDS+=("$SERVER")
+    wait_port "$HTTPS"
+    SUM=$(sha256sum "$WORK/data/ca.crt" | cut -d' ' -f1)
+    local pw tok n
+    pw=$(sed -n 's/^Bootstrap admin password: //p' "$WORK/boot.log")
+    tok=$(curl -sfk https://127.0.0.1:"$HTTPS"/v3/tokens \
+          -d "{\"username\":\"admin\",\"password\":\"$pw\"}" | json_field token)
+    local nodes=()
+    for n in node-1 node-2; do
+        start_takeover_agent drover-node-agent "$n.log" "$n"; nodes+=("$LAST")
+    done
+    for _ in $(seq 1 300); do
+        [ "$(grep -c 'can stand in' "$WORK/server.log")" -ge 2 ] && break
+        sleep 0.1
+    done
+    start_takeover_agent drover-cluster-agent agent.log; AGENT=$LAST
+    wait_via "$tok" cluster-agent
+    sleep "${TAKEOVER_DEAD_AFTER%s}"   # past the server's start-up grace (dead-after)
+    local path=/k8s/clusters/$CID/api/v1/namespaces/default
+    for sig in KILL STOP; do
+        local vals=() i line
+        for i in $(seq 1 "$TAKEOVER_RUNS"); do
+            sleep 1   # past the cluster agent's first report and RBAC push
+            line=$("$TOOLS/takeover" --port "$HTTPS" --path "$path" --token "$tok" \
+                   --pid "$AGENT" --signal "$sig" 2>&1 | tail -1)
+            if [ "$(field ok "$line")" != 1 ]; then
+                echo "bench: takeover after SIG$sig failed: $line (logs in $WORK)" >&2; exit 1
+            fi
+            vals+=("$(field ms "$line")")
+            if [ "$sig" = KILL ]; then
+                start_takeover_agent drover-cluster-agent agent.log; AGENT=$LAST
+            else
+                kill -CONT "$AGENT"
+            fi
+            wait_via "$tok" cluster-agent
+        done
+        local what="first request through a node agent after SIG$sig of the cluster agent (ms)"
+        local aim="aim < 1000 ms"
+        [ "$sig" = STOP ] && { what="$what, dead-after $TAKEOVER_DEAD_AFTER"; aim="aim < dead-after + 1 s"; }
+        row "$what" "$(printf '%s\n' "${vals[@]}" | stats3)" "-" \
+            "min / median / max of $TAKEOVER_RUNS runs; $aim"
+    done
+    kill "${nodes[@]}" 2>/dev/null
+    stop_stack
+}
+# BENCH_ONLY=takeover runs just that section and prints it, leaving the file alone.
+if [ -n "${BENCH_ONLY:-}" ]; then
+    "${BENCH_ONLY}_rows"
+    exit 0
+fi
+
 TARGET=$(free_port)
 "$TCPDATA" serve --listen 127.0.0.1:"$TARGET" > "$WORK/target.log" 2>&1 &
 PIDS+=($!)
@@ -205,6 +300,7 @@ kube_rows() {
     stop_stack
 }
 kube_rows
+takeover_rows
 
 # Memory per idle tunnel: N node-agent tunnels from the load tool.
 start_stack 256KiB

@@ -22,6 +22,12 @@ static bool port_file_ready(void *ud)
 
 void standin_start(struct standin *s, struct dtest *d, const char *sa_token)
 {
+    standin_start_with(s, d, sa_token, NULL);
+}
+
+void standin_start_with(struct standin *s, struct dtest *d, const char *sa_token,
+                        const char *const extra[])
+{
     char portfile[450], log[400], tok[200];
     memset(s, 0, sizeof(*s));
     snprintf(s->dir, sizeof(s->dir), "%s/standin", d->dir);
@@ -30,9 +36,13 @@ void standin_start(struct standin *s, struct dtest *d, const char *sa_token)
     snprintf(portfile, sizeof(portfile), "%s.port", s->dir);
     snprintf(log, sizeof(log), "%s/standin.log", d->dir);
     snprintf(tok, sizeof(tok), "%s=%s", STANDIN_SA_USER, sa_token);
-    const char *argv[] = { tool_path("kube-standin"), "--listen", "127.0.0.1:0",
-                           "--port-file", portfile, "--data-dir", s->dir, "--token", tok,
-                           "--admin", STANDIN_SA_USER, "--audit", s->audit, NULL };
+    const char *argv[40] = { tool_path("kube-standin"), "--listen", "127.0.0.1:0",
+                             "--port-file", portfile, "--data-dir", s->dir, "--token", tok,
+                             "--admin", STANDIN_SA_USER, "--audit", s->audit };
+    size_t n = 13;
+    for (size_t i = 0; extra && extra[i] && n < 39; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
     proc_spawn(&s->proc, argv, NULL, log);
     ck_assert_msg(wait_until(port_file_ready, s, 15000), "stand-in did not start");
 }

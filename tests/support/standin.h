@@ -21,6 +21,10 @@ struct standin {
 /* Starts it in d->dir with only the agent's service account bound to
  * cluster-admin (drover users' access comes from the agent's RBAC keeper). */
 void standin_start(struct standin *s, struct dtest *d, const char *sa_token);
+/* The same with extra arguments (NULL-terminated), e.g. more --token and
+ * --admin pairs for other agents. */
+void standin_start_with(struct standin *s, struct dtest *d, const char *sa_token,
+                        const char *const extra[]);
 /* Starts d's cluster agent against it and waits for the tunnel. */
 void standin_start_agent(struct standin *s, struct dtest *d);
 void standin_stop(struct standin *s);

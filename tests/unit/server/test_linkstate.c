@@ -118,8 +118,39 @@ START_TEST(latest_wins)
     linkstate_set(ls, "c-00002", "node/n1");
     ck_assert(unit_run_until(g_loop, drained, ls, 5000));
     row("c-00002", state, via);
-    ck_assert_str_eq(state, "active");
+    ck_assert_str_eq(state, "degraded");
     ck_assert_str_eq(via, "node/n1");
+    linkstate_free(ls);
+}
+END_TEST
+
+/* A report of a healthy cluster while a node agent stands in: the cluster
+ * stays degraded; once the cluster agent is back, health decides again. */
+static void report_healthy(const char *id)
+{
+    struct store_report r = { .kubernetes_version = "v1.31.0", .capacity_json = "{}",
+                              .conditions_json = "[]", .healthy = true };
+    ck_assert_int_eq(store_cluster_report(g_db, id, &r, store_now_ms(), NULL), DB_OK);
+}
+
+START_TEST(degraded_via_node)
+{
+    struct linkstate *ls = linkstate_new(g_loop, g_pool);
+    char state[32], via[32];
+    ck_assert_str_eq(linkstate_state("cluster-agent"), "active");
+    ck_assert_str_eq(linkstate_state("node/n1"), "degraded");
+    ck_assert_str_eq(linkstate_state(NULL), "disconnected");
+    linkstate_set(ls, "c-00003", "node/n2");
+    ck_assert(unit_run_until(g_loop, drained, ls, 5000));
+    report_healthy("c-00003");
+    row("c-00003", state, via);
+    ck_assert_str_eq(state, "degraded");
+    ck_assert_str_eq(via, "node/n2");
+    linkstate_set(ls, "c-00003", "cluster-agent");
+    ck_assert(unit_run_until(g_loop, drained, ls, 5000));
+    report_healthy("c-00003");
+    row("c-00003", state, via);
+    ck_assert_str_eq(state, "active");
     linkstate_free(ls);
 }
 END_TEST
@@ -170,6 +201,7 @@ Suite *suite_server_linkstate(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, up_and_down);
     tcase_add_test(tc, latest_wins);
+    tcase_add_test(tc, degraded_via_node);
     tcase_add_test(tc, many_clusters);
     tcase_add_test(tc, free_in_flight);
     suite_add_tcase(s, tc);
