@@ -152,11 +152,18 @@ END_TEST
 
 /* ---- settings ---- */
 
-/* Settings the server's import manifest already gives the node agent but
- * that the agent does not take yet (they arrive with etcd snapshots). */
+/* Settings deploy/ (or the server's import manifest) already uses whose
+ * programs do not take them yet: the node agent's arrive with etcd
+ * snapshots, the server's with replicas (issue #6). */
 static bool pending(const char *name)
 {
-    return strcmp(name, "DROVER_SNAPSHOT_DIR") == 0 || strcmp(name, "DROVER_STATE_DIR") == 0;
+    static const char *const names[] = { "DROVER_SNAPSHOT_DIR", "DROVER_STATE_DIR",
+                                         "DROVER_PEER_ID", "DROVER_PEER_ADVERTISE_URL",
+                                         "DROVER_PEER_TOKEN_FILE", NULL };
+    for (size_t i = 0; names[i]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
 }
 
 /* Every DROVER_X in text must appear as "env DROVER_X" in prog's --help. */
@@ -391,7 +398,7 @@ static void check_overlay(const char *dir, int replicas)
     static const char *const need[][2] = {
         { "Namespace", "drover" }, { "Deployment", "drover-server" },
         { "Service", "drover-server" }, { "Ingress", "drover-server" },
-        { "PodDisruptionBudget", "drover-server" }, { "Secret", "drover-tls" },
+        { "PodDisruptionBudget", "drover-server" }, { "Secret", "drover-ca" },
     };
     for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
         ck_assert_msg(find_obj(objs, need[i][0], need[i][1]), "%s: no %s %s", dir,
@@ -418,7 +425,19 @@ static void check_overlay(const char *dir, int replicas)
     } else {
         ck_assert(secret);
         ck_assert_msg(find_obj(objs, "Secret", "drover-datastore"), "no datastore Secret");
+        /* Replica mode needs the shared peer token. */
+        ck_assert_msg(find_obj(objs, "Secret", "drover-peer"), "no peer Secret");
+        ck_assert_str_eq(env_of(ctr, "DROVER_PEER_TOKEN_FILE", &secret),
+                         "/etc/drover/peer/token");
     }
+    /* The shared CA reaches the data directory before the server starts. */
+    json_t *init = json_array_get(json_object_get(json_object_get(json_object_get(
+        json_object_get(dep, "spec"), "template"), "spec"), "initContainers"), 0);
+    ck_assert_ptr_nonnull(init);
+    char *cmd = json_dumps(json_object_get(init, "command"), 0);
+    ck_assert_msg(strstr(cmd, "/etc/drover/ca/ca.key") && strstr(cmd, "/var/lib/drover/"),
+                  "%s", cmd);
+    free(cmd);
     /* Everything lands in the namespace it creates. */
     size_t i;
     json_t *o;
