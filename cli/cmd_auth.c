@@ -203,7 +203,17 @@ int cmd_logout(struct ctl *ctl, const struct args *a)
     (void)a;
     if (ctl_connect(ctl) != CTL_OK)
         return CTL_FAILED;
-    int rc = ctl_call(ctl, "DELETE", "/v3/tokens/current", NULL, NULL, NULL);
+    struct http_answer ans;
+    int rc = CTL_FAILED;
+    if (http_request(&ctl->http, "DELETE", "/v3/tokens/current", ctl->cfg.token, NULL, NULL,
+                     0, -1, &ans, err, sizeof(err)) < 0) {
+        ctl_err("%s", err);
+    } else if (ans.status / 100 == 2 || ans.status == 401) {
+        rc = CTL_OK;    /* 401: the session had ended already */
+    } else {
+        ctl_server_error(&ans);
+    }
+    http_answer_free(&ans);
     /* Forget the token locally either way: a token the server no longer
      * knows is of no use, and one it still knows should not linger here. */
     OPENSSL_cleanse(ctl->cfg.token, strlen(ctl->cfg.token));

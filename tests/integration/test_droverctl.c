@@ -258,9 +258,22 @@ START_TEST(config_file_and_session)
     ck_assert_int_eq(apitest_call(&d, "GET", "/v3/clusters", tok, NULL, NULL), 401);
     EXPECT_RUN(1, NULL, "whoami");
     HAS(r.err, "not logged in");
-    /* The other session still works, until the server forgets it. */
+    /* The other session still works, until the server forgets it; a
+     * session the server already ended logs out quietly. */
+    ck_assert_int_eq(ctl_env(NULL, env, "cluster list"), 0);
+    char alt_tok[200] = "";
+    read_into(alt, r.out, sizeof(r.out));
+    t = strstr(r.out, "token: ");
+    ck_assert_ptr_nonnull(t);
+    sscanf(t + 7, "%199s", alt_tok);
+    char path[300];
+    snprintf(path, sizeof(path), "/v3/tokens/current");
+    ck_assert_int_eq(apitest_call(&d, "DELETE", path, alt_tok, NULL, NULL), 204);
+    ck_assert_int_eq(ctl_env(NULL, env, "cluster list"), 1);
+    HAS(r.err, "log in again");
     ck_assert_int_eq(ctl_env(NULL, env, "logout"), 0);
     ck_assert_int_eq(ctl_env(NULL, env, "cluster list"), 1);
+    HAS(r.err, "not logged in");
 }
 END_TEST
 
