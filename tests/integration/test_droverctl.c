@@ -21,6 +21,7 @@
 #include "cli/args.h"
 #include "cli/yamljson.h"
 #include "tests/support/apitest.h"
+#include "tests/support/standin.h"
 
 static struct dtest d;
 static char cfg_path[400], kube_path[400], url[64];
@@ -467,6 +468,69 @@ START_TEST(usage_and_help)
 }
 END_TEST
 
+/* ---- with a cluster: the stand-in apiserver and a real cluster agent ---- */
+
+#define SA_TOKEN "standin-sa-token-7c1e55"
+static struct standin ks;
+
+static void cluster_setup(void)
+{
+    memset(&d, 0, sizeof(d));
+    dtest_start_server(&d);
+    standin_start(&ks, &d, SA_TOKEN);
+    standin_start_agent(&ks, &d);
+    snprintf(cfg_path, sizeof(cfg_path), "%s/home/.config/drover/config.yaml", d.dir);
+    snprintf(kube_path, sizeof(kube_path), "%s/kube/config", d.dir);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d", d.https_port);
+}
+
+static void cluster_teardown(void)
+{
+    standin_stop(&ks);
+    dtest_down(&d);
+    proc_cleanup();
+}
+
+static bool three_nodes(void *ud)
+{
+    (void)ud;
+    return ctl(NULL, "node list test -o json") == 0 && strstr(r.out, "node-3") != NULL;
+}
+
+static bool kubectl_sees_nodes(void *ud)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "KUBECONFIG=%s kubectl get nodes -o name 2>&1", kube_path);
+    return run_capture(cmd, (char *)ud, 4096) == 0 && strstr((char *)ud, "node/node-1");
+}
+
+/* The README's walk: log in, see the cluster active with its nodes, merge
+ * its kubeconfig, and kubectl reaches the cluster through drover. */
+START_TEST(readme_walkthrough)
+{
+    login();
+    ck_assert_msg(wait_until(three_nodes, NULL, 30000), "nodes not listed: %s %s", r.out,
+                  r.err);
+    json_t *j = out_json();
+    ck_assert_int_eq(json_array_size(j), 3);
+    json_decref(j);
+    EXPECT_RUN(0, NULL, "node list test");
+    HAS(r.out, "ROLES");
+    HAS(r.out, "node-1");
+    EXPECT_RUN(0, NULL, "cluster get test -o json");
+    j = out_json();
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "active");
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "connection"),
+                                                       "via")), "cluster-agent");
+    json_decref(j);
+    EXPECT_RUN(0, NULL, "cluster list");
+    HAS(r.out, "cluster-agent");
+    EXPECT_RUN(0, NULL, "cluster kubeconfig test");
+    char out[4096] = "";
+    ck_assert_msg(wait_until(kubectl_sees_nodes, out, 30000), "kubectl: %s", out);
+}
+END_TEST
+
 Suite *suite_integration_droverctl(void)
 {
     Suite *s = suite_create("integration/droverctl");
@@ -481,5 +545,10 @@ Suite *suite_integration_droverctl(void)
     tcase_add_test(t, members_and_users);
     tcase_add_test(t, usage_and_help);
     suite_add_tcase(s, t);
+    TCase *c = tcase_create("with_cluster");
+    tcase_add_checked_fixture(c, cluster_setup, cluster_teardown);
+    tcase_set_timeout(c, 180);
+    tcase_add_test(c, readme_walkthrough);
+    suite_add_tcase(s, c);
     return s;
 }
