@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/applier.h"
 #include "common/backoff.h"
 #include "common/cacerts.h"
 #include "common/conn.h"
@@ -45,6 +46,7 @@ struct agent {
     bool standby;               /* the server prefers a newer agent of ours */
     struct kubeapi *kube;       /* the kube-api service, when configured */
     struct kubeclient *kc;      /* the agent's own API calls (with kube) */
+    struct applier *applier;    /* the "apply" service (with kc) */
     struct reporter *rep;       /* cluster agents, while the tunnel is up */
     struct health *health;
     char headers[1024];
@@ -152,6 +154,14 @@ static void on_stream_open(struct tunnel *t, struct tun_stream *s, const char *s
     if (strcmp(service, "rbac") == 0) {
         if (a->kc)
             rbackeeper_serve(a->kc, s);
+        else
+            tun_stream_reset(s, TUN_RESET_UNAVAILABLE,
+                             "this agent has no kube-apiserver configured (DROVER_KUBE_API)");
+        return;
+    }
+    if (strcmp(service, APPLIER_SERVICE) == 0) {
+        if (a->applier)
+            applier_serve(a->applier, s, meta, meta_len);
         else
             tun_stream_reset(s, TUN_RESET_UNAVAILABLE,
                              "this agent has no kube-apiserver configured (DROVER_KUBE_API)");
@@ -408,7 +418,9 @@ int agent_run(const struct agent_cfg *cfg)
         a.kube = kubeapi_new(a.loop, &cfg->kube, err, sizeof(err));
         if (a.kube)
             a.kc = kubeclient_new(a.loop, &cfg->kube, err, sizeof(err));
-        if (!a.kube || !a.kc) {
+        if (a.kc && !(a.applier = applier_new(a.loop, a.kc)))
+            snprintf(err, sizeof(err), "out of memory");
+        if (!a.kube || !a.kc || !a.applier) {
             log_error("%s", err);
             goto out;
         }
@@ -437,7 +449,9 @@ out:
             tunnel_close(a.t, WS_CLOSE_GOING_AWAY, "agent stopping");
         else if (a.ws)
             ws_close(a.ws, WS_CLOSE_GOING_AWAY, "agent stopping");
-        /* After the tunnel: its rbac streams have let go of their calls. */
+        /* After the tunnel: its rbac and apply streams have let go of
+         * their calls. */
+        applier_free(a.applier);
         kubeclient_free(a.kc);
         conn_close_all();
         loop_free(a.loop);
