@@ -447,7 +447,7 @@ static int on_line(void *ud, const char *line, size_t len)
     if (!q)
         return 1;
     /* Not an object: still answered in its turn, by a failed result. */
-    q->obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+    q->obj = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
     q->size = len;
     if (j->tail)
         j->tail->next = q;

@@ -80,7 +80,7 @@ static bool api_version_ok(const char *av)
     const char *slash = strchr(av, '/');
     const char *ver = slash ? slash + 1 : av;
     size_t gl = slash ? (size_t)(slash - av) : 0;
-    if (slash && (gl == 0 || gl > 253))
+    if (slash && (gl == 0 || gl > 253 || !lower_alnum(av[0]) || !lower_alnum(av[gl - 1])))
         return false;
     for (size_t i = 0; i < gl; i++)
         if (!lower_alnum(av[i]) && av[i] != '-' && av[i] != '.')
