@@ -237,7 +237,7 @@ static void on_end(struct tun_stream *s, uint16_t code, const char *reason)
         finish(a, 502, NULL);
         return;
     }
-    snprintf(why, sizeof(why), "the cluster link failed (%s: %.200s)",
+    snprintf(why, sizeof(why), "the apply stream to its agent ended early (%s: %.200s)",
              tun_reset_code_name(code), reason ? reason : "");
     bool down = code == TUN_RESET_UNAVAILABLE || code == TUN_RESET_REFUSED ||
                 code == TUN_RESET_UNREACHABLE;
@@ -328,9 +328,11 @@ static bool media_type(const struct hs_req *r, enum applydoc_format *fmt)
 static void with_body(struct hs_req *r, const char *username, void *ud)
 {
     struct server *s = ud;
-    struct apply *a = calloc(1, sizeof(*a));
+    /* Checked again: bodies read in parallel may have filled the slots. */
+    struct apply *a = active < APPLY_MAX_ACTIVE ? calloc(1, sizeof(*a)) : NULL;
     if (!a) {
-        fail(r, 503, "ServiceUnavailable", "out of memory");
+        fail(r, 503, "ServiceUnavailable", active < APPLY_MAX_ACTIVE ? "out of memory"
+             : "too many applies at once; try again");
         return;
     }
     active++;
