@@ -8,7 +8,9 @@
  *   200 {"data":[results],"summary":{...}}          every object applied
  *   422 {"error":{...,"code":"ApplyFailed"},"data":[...],"summary":{...}}
  *                                                   some objects failed
- *   502 {"error":{...},"data":[what was applied]}   the link broke midway
+ *   503 {"error":{...},"data":[what was applied]}   the link was lost midway
+ *                                                   (502: the agent broke
+ *                                                   the exchange)
  *
  * Before any object goes: 401 (token), 404 (not a member; never says
  * whether the cluster exists), 503 at once when the cluster has no link,

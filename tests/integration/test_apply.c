@@ -323,34 +323,46 @@ START_TEST(access_rules)
 }
 END_TEST
 
-/* More objects than one stream window holds: both directions wait on
- * credit and nothing is lost. */
-START_TEST(many_objects_flow)
+/* n ConfigMaps of about pad bytes each, as one YAML file in the test dir;
+ * its path into path. Returns its size. */
+static size_t write_many(int n, int pad, char *path, size_t cap)
 {
-    enum { N = 150, PAD = 4000 };
-    size_t cap = (size_t)N * (PAD + 200);
-    char *body = malloc(cap), *pad = malloc(PAD + 1);
-    size_t len = 0;
-    memset(pad, 'x', PAD);
-    pad[PAD] = '\0';
-    for (int i = 0; i < N; i++)
-        len += (size_t)snprintf(body + len, cap - len,
-                                "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%d}\n"
-                                "data: {pad: %s}\n", i, pad);
-    /* curl sends it: httpc holds a large body back while the server may
-     * still answer early. */
-    char file[400], out_file[400], cmd[1400];
-    snprintf(file, sizeof(file), "%s/many.yaml", d.dir);
-    snprintf(out_file, sizeof(out_file), "%s/many.json", d.dir);
-    FILE *f = fopen(file, "w");
+    snprintf(path, cap, "%s/many-%d.yaml", d.dir, n);
+    FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
-    fwrite(body, 1, len, f);
+    char *x = malloc((size_t)pad + 1);
+    memset(x, 'x', (size_t)pad);
+    x[pad] = '\0';
+    for (int i = 0; i < n; i++)
+        fprintf(f, "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%d}\n"
+                "data: {pad: %s}\n", i, x);
+    free(x);
+    long size = ftell(f);
     fclose(f);
-    snprintf(cmd, sizeof(cmd),
+    return (size_t)size;
+}
+
+/* The curl command that applies file as admin, the answer into out_file.
+ * (curl rather than httpc: httpc holds a large body back while the server
+ * may still answer early.) */
+static void curl_cmd(const char *file, const char *out_file, char *cmd, size_t cap)
+{
+    snprintf(cmd, cap,
              "curl -sk --max-time 120 -o %s -w '%%{http_code}' -H 'Expect:' "
              "-H 'Authorization: Bearer %s' -H 'Content-Type: application/yaml' "
              "--data-binary @%s https://127.0.0.1:%d/v3/clusters/%s/apply",
              out_file, d.admin_token, file, d.https_port, d.cluster);
+}
+
+/* More objects than one stream window holds: both directions wait on
+ * credit and nothing is lost. */
+START_TEST(many_objects_flow)
+{
+    enum { N = 150 };
+    char file[400], out_file[400], cmd[1400];
+    size_t len = write_many(N, 4000, file, sizeof(file));
+    snprintf(out_file, sizeof(out_file), "%s/many.json", d.dir);
+    curl_cmd(file, out_file, cmd, sizeof(cmd));
     static char out[256];
     long long t0 = mono_ms();
     ck_assert_int_eq(run_capture(cmd, out, sizeof(out)), 0);
@@ -366,8 +378,70 @@ START_TEST(many_objects_flow)
         expect_result(ans, (size_t)i, "ConfigMap", name, "created", 201);
     }
     json_decref(ans);
-    free(body);
-    free(pad);
+}
+END_TEST
+
+static bool some_patches(void *ud)
+{
+    (void)ud;
+    FILE *f = fopen(ks.audit, "r");
+    char line[8192];
+    int n = 0;
+    while (f && fgets(line, sizeof(line), f))
+        n += strstr(line, "\"method\":\"PATCH\"") != NULL;
+    if (f)
+        fclose(f);
+    return n >= 5;
+}
+
+/* The server and the agent stop cleanly (no leak, under the sanitizers)
+ * while an apply is halfway through. */
+START_TEST(stop_mid_apply)
+{
+    char file[400], out_file[400], cmd[1400], log[400];
+    write_many(400, 100, file, sizeof(file));
+    snprintf(out_file, sizeof(out_file), "%s/mid.json", d.dir);
+    snprintf(log, sizeof(log), "%s/mid.log", d.dir);
+    curl_cmd(file, out_file, cmd, sizeof(cmd));
+    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    struct proc c;
+    proc_spawn(&c, argv, NULL, log);
+    ck_assert_msg(wait_until(some_patches, NULL, 30000), "the apply did not start");
+    dtest_stop_server(&d);
+    /* The client may or may not see an answer before the connection goes
+     * (that is the HTTPS server's shutdown), but never a success. */
+    int rc = proc_wait(&c, 20000);
+    ck_assert_msg(rc == 0 || rc == 52 || rc == 56, "curl exit %d", rc);
+    ck_assert_msg(!file_contains(log, "200"), "the apply cannot have finished");
+    proc_signal(&d.agent, SIGTERM);
+    ck_assert_int_eq(proc_wait(&d.agent, 20000), 0);
+}
+END_TEST
+
+/* The agent dies halfway: the answer says so and carries what was done. */
+START_TEST(agent_lost_mid_apply)
+{
+    char file[400], out_file[400], cmd[1400], log[400];
+    write_many(400, 100, file, sizeof(file));
+    snprintf(out_file, sizeof(out_file), "%s/lost.json", d.dir);
+    snprintf(log, sizeof(log), "%s/lost.log", d.dir);
+    curl_cmd(file, out_file, cmd, sizeof(cmd));
+    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    struct proc c;
+    proc_spawn(&c, argv, NULL, log);
+    ck_assert_msg(wait_until(some_patches, NULL, 30000), "the apply did not start");
+    proc_signal(&d.agent, SIGKILL);
+    ck_assert_int_eq(proc_wait(&c, 30000), 0);
+    /* The link is gone: 503, as the kube proxy says. */
+    ck_assert_msg(file_contains(log, "503"), "want 503");
+    json_t *ans = json_load_file(out_file, 0, NULL);
+    ck_assert_ptr_nonnull(ans);
+    size_t n = json_array_size(json_object_get(ans, "data"));
+    const char *msg = str(json_object_get(ans, "error"), "message");
+    fprintf(stderr, "agent_lost_mid_apply: %zu results: %s\n", n, msg);
+    ck_assert_uint_lt(n, 400);
+    ck_assert_msg(strstr(msg, "of 400 objects have a result"), "%s", msg);
+    json_decref(ans);
 }
 END_TEST
 
@@ -412,6 +486,8 @@ Suite *suite_integration_apply(void)
     tcase_add_test(tc, unknown_kind_fails_alone);
     tcase_add_test(tc, access_rules);
     tcase_add_test(tc, many_objects_flow);
+    tcase_add_test(tc, stop_mid_apply);
+    tcase_add_test(tc, agent_lost_mid_apply);
     tcase_add_test(tc, no_link_answers_503);
     suite_add_tcase(s, tc);
     return s;
