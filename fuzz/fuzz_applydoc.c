@@ -1,6 +1,6 @@
 /*
- * Fuzz target for common/applydoc.c: the body of POST .../apply. The first
- * byte picks YAML or JSON, the rest is the body. On success every object
+ * Fuzz target for common/applydoc.c: the body of POST .../apply. A first
+ * byte 'J' means JSON, anything else YAML; the rest is the body. On success every object
  * must be one line of JSON that passes applydoc_check(), no more than
  * APPLYDOC_MAX_OBJECTS of them, each index used once, in rank order; on
  * failure there must be a message and nothing left allocated.
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    enum applydoc_format fmt = data[0] & 1 ? APPLYDOC_JSON : APPLYDOC_YAML;
+    enum applydoc_format fmt = data[0] == 'J' ? APPLYDOC_JSON : APPLYDOC_YAML;
     struct applydoc d;
     char err[400];
     err[0] = '\0';
