@@ -152,8 +152,13 @@ static void gv_store(struct applier *ap, const char *av, json_t *resources)
 
 static int out_append(struct job *j, const char *s, size_t n)
 {
-    if (j->out_off == j->out_len)
-        j->out_off = j->out_len = 0;
+    /* Drop what was sent, so the buffer holds only what waits (bounded by
+     * APPLIER_OUT_SOFT plus one result, as pump() stops meanwhile). */
+    if (j->out_off) {
+        memmove(j->out, j->out + j->out_off, j->out_len - j->out_off);
+        j->out_len -= j->out_off;
+        j->out_off = 0;
+    }
     if (n + 1 > j->out_alloc - j->out_len) {
         size_t want = j->out_len + n + 1 + 4096;
         char *o = realloc(j->out, want);

@@ -44,7 +44,7 @@ struct apply {
     bool nl_due;                /* its newline is still to go */
     struct kc_lines lines;
     json_t **results;           /* by the object's place in doc (sorted) */
-    size_t nresults;
+    size_t nresults, result_bytes;
     char broken[300];           /* why the stream's answer is unusable */
 };
 
@@ -184,12 +184,15 @@ static int on_result(void *ud, const char *line, size_t len)
     struct apply *a = ud;
     json_t *r = json_loadb(line, len, 0, NULL);
     const char *outcome = json_string_value(json_object_get(r, "outcome"));
-    if (!json_is_object(r) || !outcome || a->nresults == a->doc.n) {
+    bool too_much = len > APPLY_MAX_RESULTS - a->result_bytes;
+    if (!json_is_object(r) || !outcome || a->nresults == a->doc.n || too_much) {
         json_decref(r);
         snprintf(a->broken, sizeof(a->broken), "the cluster agent sent %s",
-                 a->nresults == a->doc.n ? "more results than objects" : "a malformed result");
+                 a->nresults == a->doc.n ? "more results than objects"
+                 : too_much ? "results over 8 MiB" : "a malformed result");
         return 1;
     }
+    a->result_bytes += len;
     a->results[a->nresults++] = r;
     return 0;
 }

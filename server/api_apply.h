@@ -35,6 +35,7 @@
 #define APPLY_MAX_BODY (8u * 1024 * 1024)
 #define APPLY_MAX_ACTIVE 16
 #define APPLY_MAX_RESULT (64u * 1024)       /* one result line from the agent */
+#define APPLY_MAX_RESULTS (8u * 1024 * 1024) /* all of them */
 
 struct server;
 
