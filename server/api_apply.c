@@ -83,11 +83,11 @@ static void fail(struct hs_req *r, int status, const char *code, const char *msg
 static void apply_free(struct apply *a)
 {
     active--;
-    applydoc_free(&a->doc);
-    kc_lines_free(&a->lines);
-    for (size_t i = 0; a->results && i < a->doc.n; i++)
+    for (size_t i = 0; a->results && i < a->nresults; i++)
         json_decref(a->results[i]);
     free(a->results);
+    applydoc_free(&a->doc);
+    kc_lines_free(&a->lines);
     free(a);
 }
 
@@ -111,7 +111,7 @@ static json_t *results_json(struct apply *a, size_t *failed, json_t **summary)
     }
     free(by_index);
     *failed = counts[3];
-    *summary = json_pack("{s:i,s:i,s:i,s:i,s:i}", "objects", (json_int_t)n, names[0],
+    *summary = json_pack("{s:I,s:I,s:I,s:I,s:I}", "objects", (json_int_t)n, names[0],
                          (json_int_t)counts[0], names[1], (json_int_t)counts[1], names[2],
                          (json_int_t)counts[2], names[3], (json_int_t)counts[3]);
     return data;

@@ -171,6 +171,10 @@ START_TEST(apply_creates_then_unchanged_then_configured)
     if (f)
         fclose(f);
     ck_assert_int_eq(patches, 9);
+    /* Both ends stop cleanly afterwards (under the sanitizers: no leaks). */
+    dtest_stop_server(&d);
+    proc_signal(&d.agent, SIGTERM);
+    ck_assert_int_eq(proc_wait(&d.agent, 20000), 0);
 }
 END_TEST
 
