@@ -535,9 +535,11 @@ static int identity(struct job *j, const uint8_t *meta, size_t len)
         goto out;
     snprintf(j->user, sizeof(j->user), "%s", user);
     used = (size_t)snprintf(j->headers, cap, "Impersonate-User: %s\r\n", user);
+    /* The buffer fits a longest user and AP_MAX_GROUPS longest groups; the
+     * check keeps that true if the limits ever change. */
     for (size_t i = 0; i < json_array_size(groups); i++) {
         const char *g = json_string_value(json_array_get(groups, i));
-        if (!id_ok(g))
+        if (!id_ok(g) || used >= cap)
             goto out;
         used += (size_t)snprintf(j->headers + used, cap - used, "Impersonate-Group: %s\r\n", g);
     }
