@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/applier.h"
 #include "common/backoff.h"
 #include "common/cacerts.h"
 #include "common/conn.h"
@@ -50,6 +51,7 @@ struct agent {
     bool standby;               /* the server prefers a newer agent of ours */
     struct kubeapi *kube;       /* the kube-api service, when configured */
     struct kubeclient *kc;      /* the agent's own API calls (with kube) */
+    struct applier *applier;    /* the "apply" service (with kc) */
     struct reporter *rep;       /* while the tunnel is up and we hold the role */
     bool cluster_role;          /* node agents: the server made us stand in */
     int kube_ok;                /* node agents: last probe, -1 before the first */
@@ -205,7 +207,8 @@ static void on_stream_open(struct tunnel *t, struct tun_stream *s, const char *s
      * nothing runs twice (two RBAC keepers, say) when the cluster agent is
      * back. */
     if (a->cfg->node_role && !a->cluster_role &&
-        (strcmp(service, "kube-api") == 0 || strcmp(service, "rbac") == 0)) {
+        (strcmp(service, "kube-api") == 0 || strcmp(service, "rbac") == 0 ||
+         strcmp(service, APPLIER_SERVICE) == 0)) {
         tun_stream_reset(s, TUN_RESET_UNAVAILABLE,
                          "this node agent does not hold the cluster role");
         return;
@@ -221,6 +224,14 @@ static void on_stream_open(struct tunnel *t, struct tun_stream *s, const char *s
     if (strcmp(service, "rbac") == 0) {
         if (a->kc)
             rbackeeper_serve(a->kc, s);
+        else
+            tun_stream_reset(s, TUN_RESET_UNAVAILABLE,
+                             "this agent has no kube-apiserver configured (DROVER_KUBE_API)");
+        return;
+    }
+    if (strcmp(service, APPLIER_SERVICE) == 0) {
+        if (a->applier)
+            applier_serve(a->applier, s, meta, meta_len);
         else
             tun_stream_reset(s, TUN_RESET_UNAVAILABLE,
                              "this agent has no kube-apiserver configured (DROVER_KUBE_API)");
@@ -505,7 +516,9 @@ int agent_run(const struct agent_cfg *cfg)
         a.kube = kubeapi_new(a.loop, &cfg->kube, err, sizeof(err));
         if (a.kube)
             a.kc = kubeclient_new(a.loop, &cfg->kube, err, sizeof(err));
-        if (!a.kube || !a.kc) {
+        if (a.kc && !(a.applier = applier_new(a.loop, a.kc)))
+            snprintf(err, sizeof(err), "out of memory");
+        if (!a.kube || !a.kc || !a.applier) {
             log_error("%s", err);
             goto out;
         }
@@ -542,7 +555,9 @@ out:
             tunnel_close(a.t, WS_CLOSE_GOING_AWAY, "agent stopping");
         else if (a.ws)
             ws_close(a.ws, WS_CLOSE_GOING_AWAY, "agent stopping");
-        /* After the tunnel: its rbac streams have let go of their calls. */
+        /* After the tunnel: its rbac and apply streams have let go of
+         * their calls. */
+        applier_free(a.applier);
         kubeclient_free(a.kc);
         conn_close_all();
         loop_free(a.loop);

@@ -378,22 +378,25 @@ static bool method_ok(const char *m)
 
 /* The whole request as bytes (head and body); NULL if it cannot be made. */
 static char *build_request(struct kubeclient *kc, const char *method, const char *path,
-                           const json_t *body, size_t *len)
+                           const json_t *body, const struct kc_extra *x, size_t *len)
 {
     char *doc = body ? json_dumps(body, JSON_COMPACT) : NULL;
     size_t dlen = doc ? strlen(doc) : 0;
+    const char *ctype = x && x->content_type ? x->content_type : "application/json";
+    const char *more = x && x->headers ? x->headers : "";
     char host[300];
     url_hostport(&kc->url, host, sizeof(host));
-    size_t cap = strlen(path) + strlen(kc->tok.value) + dlen + 1024;
+    size_t cap = strlen(path) + strlen(kc->tok.value) + strlen(ctype) + strlen(more) + dlen +
+                 1024;
     char *out = (!body || doc) ? malloc(cap) : NULL;
     int n = out ? snprintf(out, cap,
                            "%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
                            "Accept: application/json\r\nUser-Agent: drover-agent/%s\r\n"
-                           "Connection: close\r\n",
-                           method, path, host, kc->tok.value, DROVER_VERSION) : -1;
+                           "Connection: close\r\n%s",
+                           method, path, host, kc->tok.value, DROVER_VERSION, more) : -1;
     if (n >= 0 && (size_t)n < cap && doc)
         n += snprintf(out + n, cap - (size_t)n,
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n", dlen);
+                      "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, dlen);
     if (n < 0 || (size_t)n + dlen + 3 > cap) {
         free(out);
         free(doc);
@@ -407,14 +410,14 @@ static char *build_request(struct kubeclient *kc, const char *method, const char
 }
 
 static struct kc_req *start(struct kubeclient *kc, const char *method, const char *path,
-                            const json_t *body, uint64_t deadline_ms, kc_done_cb done,
-                            void *ud)
+                            const json_t *body, const struct kc_extra *x,
+                            uint64_t deadline_ms, kc_done_cb done, void *ud)
 {
     if (kc->closing || !method_ok(method) || path[0] != '/' || strlen(path) > KC_MAX_PATH ||
         strpbrk(path, " \r\n") || kubeapi_token_load(&kc->tok, loop_now_ms(kc->loop)) < 0)
         return NULL;
     size_t len = 0;
-    char *bytes = build_request(kc, method, path, body, &len);
+    char *bytes = build_request(kc, method, path, body, x, &len);
     struct kc_req *r = bytes ? calloc(1, sizeof(*r)) : NULL;
     if (!r) {
         free(bytes);
@@ -446,7 +449,14 @@ static struct kc_req *start(struct kubeclient *kc, const char *method, const cha
 struct kc_req *kubeclient_request(struct kubeclient *kc, const char *method, const char *path,
                                   const json_t *body, kc_done_cb done, void *ud)
 {
-    return start(kc, method, path, body, KUBECLIENT_TIMEOUT_MS, done, ud);
+    return start(kc, method, path, body, NULL, KUBECLIENT_TIMEOUT_MS, done, ud);
+}
+
+struct kc_req *kubeclient_request_ex(struct kubeclient *kc, const char *method,
+                                     const char *path, const json_t *body,
+                                     const struct kc_extra *x, kc_done_cb done, void *ud)
+{
+    return start(kc, method, path, body, x, KUBECLIENT_TIMEOUT_MS, done, ud);
 }
 
 void kubeclient_cancel(struct kc_req *r)
@@ -558,7 +568,7 @@ static void watch_open(struct kc_watch *w)
              "%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=%s",
              w->path, KC_WATCH_SECONDS, w->rv);
     w->got_events = false;
-    w->req = start(w->kc, "GET", path, NULL, KC_WATCH_DEADLINE_MS, watch_done, w);
+    w->req = start(w->kc, "GET", path, NULL, NULL, KC_WATCH_DEADLINE_MS, watch_done, w);
     if (!w->req) {
         watch_later(w, "cannot start the watch");
         return;

@@ -59,6 +59,20 @@ void kubeclient_free(struct kubeclient *kc);
  */
 struct kc_req *kubeclient_request(struct kubeclient *kc, const char *method, const char *path,
                                   const json_t *body, kc_done_cb done, void *ud);
+/*
+ * As kubeclient_request, with more said about the request: the body's
+ * media type (NULL: application/json; server-side apply sends
+ * application/apply-patch+yaml) and extra header lines ("Name: value\r\n"
+ * each, NULL for none; the caller vouches they hold no stray CR or LF), for
+ * the Impersonate-* headers of calls made on a user's behalf.
+ */
+struct kc_extra {
+    const char *content_type;
+    const char *headers;
+};
+struct kc_req *kubeclient_request_ex(struct kubeclient *kc, const char *method,
+                                     const char *path, const json_t *body,
+                                     const struct kc_extra *x, kc_done_cb done, void *ud);
 /* Abandons a pending request: its done never runs. */
 void kubeclient_cancel(struct kc_req *r);
 

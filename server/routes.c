@@ -1,7 +1,8 @@
 /*
  * routes: which handler answers which path. Unauthenticated endpoints
  * (/cacerts, /healthz, /readyz, /version, /metrics) are answered here; the
- * agents' websocket goes to tunnels, the rest of /v3 to the api, and
+ * agents' websocket goes to tunnels, POST /v3/clusters/{id}/apply to
+ * api_apply (it streams to the cluster agent), the rest of /v3 to the api, and
  * /k8s/clusters/{id}/... to kubeproxy once the api has authorized it.
  */
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "common/log.h"
 #include "proto/frame.h"
+#include "server/api_apply.h"
 #include "server/kubeproxy.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -106,11 +108,15 @@ void server_dispatch(struct hs_req *r, void *ud)
     }
     size_t n;
     const char *path = hs_path(r, &n);
+    char cluster[64];
+    if (api_apply_path(r, cluster)) {
+        api_apply(s, r, cluster);
+        return;
+    }
     if (n > 4 && memcmp(path, "/v3/", 4) == 0) {
         api_dispatch(s->api, r);
         return;
     }
-    char cluster[64];
     if (k8s_cluster(r, cluster)) {
         api_authorize_cluster(s->api, r, cluster, k8s_authorized, s);
         return;

@@ -99,6 +99,14 @@ static int parse_answer(char *raw, size_t len, struct httpc_resp *out)
 int httpc_do(int port, const char *method, const char *path, const char *token,
              const char *body, size_t body_len, int timeout_ms, struct httpc_resp *out)
 {
+    return httpc_do_type(port, method, path, token, "application/json", body, body_len,
+                         timeout_ms, out);
+}
+
+int httpc_do_type(int port, const char *method, const char *path, const char *token,
+                  const char *ctype, const char *body, size_t body_len, int timeout_ms,
+                  struct httpc_resp *out)
+{
     int fd = -1;
     SSL_CTX *ctx = NULL;
     SSL *ssl = NULL;
@@ -110,10 +118,11 @@ int httpc_do(int port, const char *method, const char *path, const char *token,
         body_len = strlen(body);
     int n = snprintf(head, sizeof(head),
                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                     "%s%s%s%s%sContent-Length: %zu\r\n\r\n", method, path,
+                     "%s%s%s%s%s%sContent-Length: %zu\r\n\r\n", method, path,
                      token ? "Authorization: Bearer " : "", token ? token : "",
-                     token ? "\r\n" : "", body ? "Content-Type: application/json" : "",
-                     body ? "\r\n" : "", body ? body_len : 0);
+                     token ? "\r\n" : "", body && ctype ? "Content-Type: " : "",
+                     body && ctype ? ctype : "", body && ctype ? "\r\n" : "",
+                     body ? body_len : 0);
     if (connect_tls(port, timeout_ms ? timeout_ms : 30000, &fd, &ctx, &ssl) == 0 &&
         write_all(ssl, head, (size_t)n) == 0) {
         /* A server refusing a large body answers before reading it and

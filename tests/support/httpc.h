@@ -24,6 +24,10 @@ struct httpc_resp {
  */
 int httpc_do(int port, const char *method, const char *path, const char *token,
              const char *body, size_t body_len, int timeout_ms, struct httpc_resp *out);
+/* The same with the body's Content-Type (NULL: none). */
+int httpc_do_type(int port, const char *method, const char *path, const char *token,
+                  const char *ctype, const char *body, size_t body_len, int timeout_ms,
+                  struct httpc_resp *out);
 void httpc_free(struct httpc_resp *r);
 
 /* The body as JSON (caller decrefs), or NULL. */
