@@ -531,6 +531,55 @@ START_TEST(readme_walkthrough)
 }
 END_TEST
 
+static bool admin_bound(void *ud)
+{
+    (void)ud;
+    char path[300];
+    snprintf(path, sizeof(path), "/k8s/clusters/%s/apis/rbac.authorization.k8s.io/v1/"
+             "clusterrolebindings/drover-user-admin", d.cluster);
+    return apitest_call(&d, "GET", path, d.admin_token, NULL, NULL) == 200;
+}
+
+/* apply -f: YAML from a file, JSON from stdin, one result per object;
+ * failures still show every result, then the server's message, exit 1. */
+START_TEST(apply_objects)
+{
+    char file[400];
+    login();
+    ck_assert_msg(wait_until(admin_bound, NULL, 20000), "no cluster-admin for drover:admin");
+    snprintf(file, sizeof(file), "%s/app.yaml", d.dir);
+    FILE *f = fopen(file, "w");
+    fputs("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n"
+          "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\n"
+          "data: {mode: blue}\n", f);
+    fclose(f);
+    EXPECT_RUN(0, NULL, "apply test -f %s", file);
+    HAS(r.out, "OUTCOME");
+    HAS(r.out, "ConfigMap   shop        settings   created");
+    HAS(r.err, "2 objects: 2 created");
+    EXPECT_RUN(0, NULL, "apply test -f %s -o json", file);
+    json_t *j = out_json();
+    ck_assert_int_eq(json_integer_value(apitest_get(j, "summary.unchanged")) +
+                     json_integer_value(apitest_get(j, "summary.configured")), 2);
+    json_decref(j);
+    /* JSON on stdin; a kind the apiserver does not know fails alone. */
+    EXPECT_RUN(1, "[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":"
+               "{\"name\":\"more\",\"namespace\":\"shop\"}},{\"apiVersion\":\"nope.io/v1\","
+               "\"kind\":\"Nothing\",\"metadata\":{\"name\":\"x\"}}]", "apply test -f -");
+    HAS(r.out, "more");
+    HAS(r.out, "failed");
+    HAS(r.err, "1 failed");
+    HAS(r.err, "error: ");
+    /* The server refuses a document it cannot read: its message, exit 1. */
+    EXPECT_RUN(1, "apiVersion: v1\nkind: ConfigMap\n", "apply test -f -");
+    HAS(r.err, "document 1: ");
+    EXPECT_RUN(1, NULL, "apply test -f %s/nonexistent.yaml", d.dir);
+    HAS(r.err, "cannot open");
+    EXPECT_RUN(1, NULL, "apply nosuch -f %s", file);
+    HAS(r.err, "cluster nosuch not found");
+}
+END_TEST
+
 Suite *suite_integration_droverctl(void)
 {
     Suite *s = suite_create("integration/droverctl");
@@ -549,6 +598,7 @@ Suite *suite_integration_droverctl(void)
     tcase_add_checked_fixture(c, cluster_setup, cluster_teardown);
     tcase_set_timeout(c, 180);
     tcase_add_test(c, readme_walkthrough);
+    tcase_add_test(c, apply_objects);
     suite_add_tcase(s, c);
     return s;
 }
