@@ -151,21 +151,19 @@ int cmd_apply(struct ctl *ctl, const struct args *a)
     return rc;
 }
 
-/* An upgrade ends when its state says so. */
+/* An upgrade is the cluster's upgrade object: running until it is done,
+ * failed (the nodes after the failure are skipped) or interrupted. */
 static bool upgrade_finished(const json_t *doc, bool *ok, char *state, size_t cap)
 {
-    const json_t *u = json_object_get(doc, "upgrade");
-    if (!json_is_object(u))
-        u = doc;
-    const char *s = jstr(u, "state");
-    char extra[64] = "";
-    json_t *done = json_object_get(u, "nodesDone"), *total = json_object_get(u, "nodesTotal");
-    if (json_is_integer(done) && json_is_integer(total))
-        snprintf(extra, sizeof(extra), " (%lld/%lld nodes)",
-                 (long long)json_integer_value(done), (long long)json_integer_value(total));
-    snprintf(state, cap, "%s%s", s[0] ? s : "unknown", extra);
-    *ok = strcmp(s, "done") == 0 || strcmp(s, "succeeded") == 0;
-    return *ok || strcmp(s, "failed") == 0;
+    const char *s = jstr(doc, "upgrade.state");
+    size_t i, done = 0;
+    json_t *n, *nodes = jpath(doc, "upgrade.nodes");
+    json_array_foreach(nodes, i, n)
+        done += strcmp(jstr(n, "state"), "done") == 0;
+    snprintf(state, cap, "%s (%zu/%zu nodes)", s[0] ? s : "pending", done,
+             json_array_size(nodes));
+    *ok = strcmp(s, "done") == 0;
+    return s[0] && strcmp(s, "running") != 0 && strcmp(s, "pending") != 0;
 }
 
 int cmd_upgrade(struct ctl *ctl, const struct args *a)
@@ -190,16 +188,18 @@ int cmd_upgrade(struct ctl *ctl, const struct args *a)
     json_decref(body);
     if (rc != CTL_OK)
         return rc;
-    bool ok;
-    char state[64];
-    if (args_has(a, "no-wait") || upgrade_finished(out, &ok, state, sizeof(state))) {
+    if (args_has(a, "no-wait")) {
         rc = ctl_print(ctl, out, NULL);
         json_decref(out);
         return rc;
     }
     json_decref(out);
+    /* Progress is in the cluster's own document. */
+    snprintf(path, sizeof(path), "/v3/clusters/%s", seg);
     snprintf(what, sizeof(what), "upgrade of %s to %s", a->pos[0], version);
     rc = ctl_wait(ctl, path, what, upgrade_finished, (int)timeout, &last);
+    if (last)
+        ctl_print_nodes(ctl, jpath(last, "upgrade.nodes"), rc != CTL_OK);
     json_decref(last);
     return rc;
 }

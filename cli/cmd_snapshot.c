@@ -189,11 +189,14 @@ int cmd_snapshot_download(struct ctl *ctl, const struct args *a)
     return rc;
 }
 
-/* A restore's progress: the answer's own state when it has one. */
+/* A restore's progress is the snapshot's restore object: running until it
+ * is done, failed or interrupted (by a server restart). */
 static bool restore_finished(const json_t *doc, bool *ok, char *state, size_t cap)
 {
-    const json_t *r = json_object_get(doc, "restore");
-    return snap_finished(json_is_object(r) ? r : doc, ok, state, cap);
+    const char *s = jstr(doc, "restore.state");
+    snprintf(state, cap, "%s", s[0] ? s : "pending");
+    *ok = strcmp(s, "done") == 0;
+    return s[0] && strcmp(s, "running") != 0 && strcmp(s, "pending") != 0;
 }
 
 int cmd_snapshot_restore(struct ctl *ctl, const struct args *a)
@@ -217,6 +220,8 @@ int cmd_snapshot_restore(struct ctl *ctl, const struct args *a)
     snprintf(what, sizeof(what), "restore of %s", a->pos[1]);
     snap_path(ctl, a->pos[0], a->pos[1], NULL, path, sizeof(path));
     rc = ctl_wait(ctl, path, what, restore_finished, (int)timeout, &last);
+    if (last)
+        ctl_print_nodes(ctl, jpath(last, "restore.nodes"), rc != CTL_OK);
     json_decref(last);
     return rc;
 }

@@ -284,6 +284,10 @@ int ctl_wait(struct ctl *ctl, const char *path, const char *what,
             *last = doc;
             if (!ok) {
                 const char *e = jstr(doc, "error");
+                if (!e[0])
+                    e = jstr(doc, "restore.error");
+                if (!e[0])
+                    e = jstr(doc, "upgrade.error");
                 ctl_err("%s failed%s%s", what, e[0] ? ": " : "", e);
                 return CTL_FAILED;
             }
@@ -296,4 +300,30 @@ int ctl_wait(struct ctl *ctl, const char *path, const char *what,
         }
         sleep(1);
     }
+}
+
+static void nodes_table(json_t *j, struct table *t)
+{
+    static const char *const heads[] = { "NODE", "STATE", "MESSAGE" };
+    size_t i;
+    json_t *n;
+    table_init(t, 3, heads);
+    json_array_foreach(j, i, n) {
+        const char *row[] = { jstr(n, "node"), jstr(n, "state"), jstr(n, "message") };
+        table_add(t, row);
+    }
+}
+
+void ctl_print_nodes(struct ctl *ctl, json_t *nodes, bool failed)
+{
+    if (!json_is_array(nodes) || json_array_size(nodes) == 0)
+        return;
+    if (!failed) {
+        ctl_print(ctl, nodes, nodes_table);
+        return;
+    }
+    struct table t;
+    nodes_table(nodes, &t);
+    table_print(&t, stderr);
+    table_free(&t);
 }

@@ -86,4 +86,9 @@ int ctl_wait(struct ctl *ctl, const char *path, const char *what,
              bool (*finished)(const json_t *doc, bool *ok, char *state, size_t cap),
              int timeout_s, json_t **last);
 
+/* Prints the per-node results of a restore or upgrade ([{node,state,
+ * message}]) as a table (or JSON/YAML), to stderr when it failed so the
+ * nodes' messages accompany the error. */
+void ctl_print_nodes(struct ctl *ctl, json_t *nodes, bool failed);
+
 #endif
