@@ -42,6 +42,7 @@ struct tunnels {
     struct db_pool *pool;       /* NULL until the datastore is ready */
     struct linkstate *ls;
     struct tunnels_hooks hooks;
+    struct tunnels_remote remote;   /* other replicas, if any */
 };
 
 struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg)
@@ -227,6 +228,33 @@ struct tunnel *tunnels_for_cluster(struct tunnels *ts, const char *cluster)
         return NULL;
     if (e->agent)
         return e->agent->t;
+    return NULL;
+}
+
+void tunnels_set_remote(struct tunnels *ts, const struct tunnels_remote *r)
+{
+    if (r)
+        ts->remote = *r;
+    else
+        memset(&ts->remote, 0, sizeof(ts->remote));
+}
+
+bool tunnels_reachable(struct tunnels *ts, const char *cluster)
+{
+    return tunnels_for_cluster(ts, cluster) ||
+           (ts->remote.reachable && ts->remote.reachable(ts->remote.ud, cluster));
+}
+
+struct tun_stream *tunnels_open_stream(struct tunnels *ts, const char *cluster,
+                                       const char *service, const void *meta,
+                                       size_t meta_len, const struct tun_stream_ops *ops,
+                                       void *ud)
+{
+    struct tunnel *t = tunnels_for_cluster(ts, cluster);
+    if (t)
+        return tun_stream_open(t, service, meta, meta_len, ops, ud);
+    if (ts->remote.open)
+        return ts->remote.open(ts->remote.ud, cluster, service, meta, meta_len, ops, ud);
     return NULL;
 }
 
