@@ -223,6 +223,8 @@ static void on_membership_changed(void *ud, const char *cluster)
     struct server *s = ud;
     if (s->rbac)
         rbacpush_changed(s->rbac, cluster);
+    if (s->peers)
+        peers_rbac_changed(s->peers, cluster);
 }
 
 static bool node_connected(void *ud, const char *cluster, const char *node)

@@ -3,6 +3,7 @@
  */
 #include "server/peers.h"
 
+#include <jansson.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -275,10 +276,50 @@ static void in_down(struct tunnel *t, const char *why)
     free(in);
 }
 
+static void in_control(struct tunnel *t, const uint8_t *json, size_t len)
+{
+    struct inlink *in = tunnel_ud(t);
+    struct peers *p = in->p;
+    json_t *j = json_loadb((const char *)json, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(j, "type"));
+    const char *cluster = json_string_value(json_object_get(j, "cluster"));
+    if (type && cluster && strcmp(type, "rbac-changed") == 0 &&
+        strlen(cluster) <= PEERS_ID_MAX && p->cfg.on_rbac_changed)
+        p->cfg.on_rbac_changed(p->cfg.ud, cluster);
+    json_decref(j);
+}
+
 static const struct tunnel_ops in_tunnel_ops = {
     .on_open = in_open,
+    .on_control = in_control,
     .on_down = in_down,
 };
+
+struct notice {
+    const char *msg;
+    size_t len;
+};
+
+static void send_notice(const char *key, void *val, void *ud)
+{
+    struct member *m = val;
+    struct notice *n = ud;
+    (void)key;
+    if (m->t)
+        tunnel_send_control(m->t, n->msg, n->len);
+}
+
+void peers_rbac_changed(struct peers *p, const char *cluster)
+{
+    json_t *j = json_pack("{s:s,s:s}", "type", "rbac-changed", "cluster", cluster);
+    char *msg = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!msg)
+        return;
+    struct notice n = { msg, strlen(msg) };
+    hmap_each(p->members, send_notice, &n);
+    free(msg);
+}
 
 /* Constant time, whatever the lengths: both sides are hashed first. */
 static bool token_ok(struct peers *p, const struct hs_req *r)

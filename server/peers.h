@@ -46,6 +46,10 @@ struct peers_cfg {
     size_t ca_len;
     struct tunnel_cfg tunnel;   /* keepalive and window of the peer links */
     uint64_t lease_ms;          /* membership lease */
+    /* Another replica changed cluster's membership (RBAC to push again if
+     * we hold the cluster's agent). May be NULL. */
+    void (*on_rbac_changed)(void *ud, const char *cluster);
+    void *ud;
 };
 
 /* Installs itself as ts's route to remote clusters. NULL (logged) on
@@ -59,6 +63,9 @@ void peers_set_controller(struct peers *p, bool on);
 /* Handles GET /v3/peer (answers 400/401/503 itself or takes the
  * connection). */
 void peers_accept(struct peers *p, struct hs_req *r);
+/* Tells every other replica that cluster's membership changed, so the one
+ * holding its agent pushes RBAC again (a CONTROL message on the links). */
+void peers_rbac_changed(struct peers *p, const char *cluster);
 /* Clean shutdown, after the pool is gone (blocking, on its own connection):
  * ends replica id's leases and drops its tunnel rows, so the others take
  * over at once instead of waiting for the leases to run out. */

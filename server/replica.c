@@ -118,6 +118,13 @@ static void on_controllers(void *ud, bool held)
      * (snapschedule_set_leader(held)) belongs here once it is merged. */
 }
 
+static void on_rbac_changed(void *ud, const char *cluster)
+{
+    struct server *s = ud;
+    if (s->rbac)
+        rbacpush_changed(s->rbac, cluster);
+}
+
 static uint64_t lease_ms(struct server *s)
 {
     uint64_t d = cfg_duration_ms(&s->cfg, "dead-after");
@@ -142,6 +149,7 @@ int replica_start(struct server *s)
                     .dead_after_ms = cfg_duration_ms(&s->cfg, "dead-after"),
                     .window = (uint32_t)cfg_size(&s->cfg, "stream-window") },
         .lease_ms = lease_ms(s),
+        .on_rbac_changed = on_rbac_changed, .ud = s,
     };
     s->peers = peers_new(s->loop, s->tunnels, &pc);
     if (!s->peers)

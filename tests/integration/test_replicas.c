@@ -296,6 +296,49 @@ static void big_object_through_a_peer(void)
     fclose(f);
 }
 
+struct can_i {
+    char kc[400];
+    char out[4096];
+};
+
+static bool can_get_pods(void *ud)
+{
+    struct can_i *w = ud;
+    return kubectl(w->kc, "auth can-i get pods", w->out, sizeof(w->out)) == 0 &&
+           strncmp(w->out, "yes", 3) == 0;
+}
+
+/* Membership changed on a replica that does not hold the cluster: the one
+ * that does pushes the RBAC bindings (the replicas tell each other). */
+static void member_added_on_another_replica(void)
+{
+    int holder = holder_of(0), via = (holder + 2) % NREP;
+    char body[300], url[200], tok[80], pw[64];
+    struct httpc_resp r;
+    snprintf(body, sizeof(body), "{\"username\":\"dave\",\"password\":"
+             "\"pw-dave-0123456789\",\"admin\":false}");
+    ck_assert_int_eq(dtest_call(&rep[via], "POST", "/v3/users", rep[via].admin_token, body,
+                                &r), 201);
+    httpc_free(&r);
+    snprintf(url, sizeof(url), "/v3/clusters/%s/members", cl[0].id);
+    snprintf(body, sizeof(body), "{\"user\":\"dave\",\"role\":\"member\"}");
+    int st = dtest_call(&rep[via], "POST", url, rep[via].admin_token, body, &r);
+    httpc_free(&r);
+    ck_assert_msg(st == 201 || st == 200, "member add: %d", st);
+    snprintf(pw, sizeof(pw), "pw-dave-0123456789");
+    ck_assert_int_eq(dtest_login(&rep[via], "dave", pw, tok, sizeof(tok)), 201);
+    struct can_i w;
+    snprintf(url, sizeof(url), "/v3/clusters/%s/kubeconfig", cl[0].id);
+    snprintf(w.kc, sizeof(w.kc), "%s/dave.kubeconfig", base.dir);
+    ck_assert_int_eq(dtest_call(&rep[via], "GET", url, tok, NULL, &r), 200);
+    FILE *f = fopen(w.kc, "w");
+    ck_assert_ptr_nonnull(f);
+    fwrite(r.body, 1, r.len, f);
+    fclose(f);
+    httpc_free(&r);
+    ck_assert_msg(wait_until(can_get_pods, &w, 20000), "dave cannot get pods: %s", w.out);
+}
+
 /* ---- tests ---- */
 
 START_TEST(one_ca_for_all_replicas)
@@ -324,6 +367,7 @@ START_TEST(kubectl_through_every_replica_and_failover)
             assert_reaches(i, c, 20000);
 
     big_object_through_a_peer();
+    member_added_on_another_replica();
 
     /* Writes acknowledged by each replica before one of them dies. */
     char tok[80];
