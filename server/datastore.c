@@ -216,7 +216,7 @@ struct datastore *datastore_start(struct loop *l, const struct datastore_cfg *cf
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&d->mu, NULL);
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!d->store || !d->dir || efd < 0 ||
+    if (!d->store || !d->dir || (cfg->peer_id && !d->peer_id) || efd < 0 ||
         loop_io_add(l, &d->io, efd, LOOP_READ, on_thread_done) < 0 || spawn(d) < 0) {
         if (efd >= 0 && d->io.fd < 0)
             close(efd);

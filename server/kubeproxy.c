@@ -397,7 +397,8 @@ static bool setup_exchange(struct px *p, struct hs_req *r, size_t prefix_len,
         return false;
     }
     /* The local link, or the replica that holds it (docs/REPLICAS.md). */
-    p->s = tunnels_open_stream(ts, cluster, "kube-api", meta, strlen(meta), &px_stream_ops, p);
+    p->s = tunnels_open_stream(ts, cluster, "kube-api", meta, strlen(meta), &px_stream_ops,
+                               p);
     free(meta);
     /* The head fits the early window: no round trip before it goes. */
     if (!p->s || tun_stream_send(p->s, head, hl) != (ssize_t)hl) {

@@ -120,11 +120,10 @@ static int offer_local(struct db *db, const char *dir, const struct auth_sealkey
     }
     char *sealed = malloc(SEALED_CAP);
     int rc = -1;
-    if (sealed && seal_pem(k, key, sealed, SEALED_CAP) == 0)
-        rc = store_shared_ca_put(db, crt, sealed, store_now_ms());
-    if (rc < 0)
-        log_error("shared CA: cannot store it: %s", sealed && rc != -1 ? db_errmsg(db)
-                                                                     : "cannot seal the key");
+    if (!sealed || seal_pem(k, key, sealed, SEALED_CAP) < 0)
+        log_error("shared CA: cannot seal its key");
+    else if ((rc = store_shared_ca_put(db, crt, sealed, store_now_ms())) < 0)
+        log_error("shared CA: cannot store it: %s", db_errmsg(db));
     OPENSSL_cleanse(key, kl);
     free(key);
     free(crt);

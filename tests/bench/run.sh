@@ -144,6 +144,7 @@ psql_q() { "$PGBIN/psql" -Atq "$PGURL" -c "$1"; }
 
 replica_rows() {
     [ -n "$PGBIN" ] || { echo "bench: no PostgreSQL: replica rows skipped" >&2; return; }
+    REPLICA_WHEN="$(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1 /proc/loadavg) at the start"
     start_pg
     echo "replica-bench-peer-token-0123456789" > "$WORK/peer.token"
     local ports=() pids=() i list=""
@@ -258,6 +259,7 @@ replica_section() {
     echo "spread over the three, and time until every cluster's agent is held by a live"
     echo "replica (as recorded in the datastore)."
     echo
+    echo "- Measured: $REPLICA_WHEN"
     echo "| measurement | drover | local | comparison |"
     echo "|---|---:|---:|---|"
     printf '%s\n' "${REPLICA_ROWS[@]}"
