@@ -163,6 +163,11 @@ static const struct migration migrations[] = {
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
+size_t db_migrate_count(void)
+{
+    return NMIGRATIONS;
+}
+
 int64_t db_migrate_latest(void)
 {
     return migrations[NMIGRATIONS - 1].version;

@@ -154,7 +154,7 @@ static void dial(struct member *m)
     struct peers *p = m->p;
     struct url u;
     struct netaddr na;
-    const char *why;
+    const char *why = NULL;
     if (url_parse(m->url, &u, &why) < 0 || resolve(&u, &na) < 0) {
         log_warn("peer %s: cannot dial %s: %s", m->id, m->url,
                  why ? why : "cannot resolve");
