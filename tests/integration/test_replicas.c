@@ -296,6 +296,42 @@ static void big_object_through_a_peer(void)
     fclose(f);
 }
 
+static const char deployment[] =
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\n"
+    "spec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n"
+    "  template:\n    metadata: {labels: {app: web}}\n"
+    "    spec: {containers: [{name: web, image: nginx}]}\n";
+
+/* Streaming answers, a client hanging up mid-stream, and upgraded
+ * exchanges with a half-close (exec -i) through a replica that does not
+ * hold the cluster. */
+static void streaming_through_a_peer(void)
+{
+    static char out[65536];
+    int via = (holder_of(0) + 1) % NREP;
+    char kc[400], dep[400], args[800], cmd[2000], pod[200];
+    kubeconfig_path(via, 0, kc, sizeof(kc));
+    snprintf(dep, sizeof(dep), "%s/dep.yaml", base.dir);
+    FILE *f = fopen(dep, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(deployment, f);
+    fclose(f);
+    snprintf(args, sizeof(args), "apply -f %s", dep);
+    ck_assert_msg(kubectl(kc, args, out, sizeof(out)) == 0, "%s", out);
+    ck_assert_int_eq(kubectl(kc, "get pods -o name -l app=web", out, sizeof(out)), 0);
+    ck_assert_int_eq(sscanf(out, "pod/%199s", pod), 1);
+    snprintf(cmd, sizeof(cmd), "KUBECONFIG=%s timeout 5 kubectl logs -f %s 2>&1 | head -3",
+             kc, pod);
+    run_capture(cmd, out, sizeof(out));
+    ck_assert_msg(strstr(out, "line 2"), "logs -f: %s", out);
+    snprintf(cmd, sizeof(cmd), "echo stdin-through-a-peer | KUBECONFIG=%s timeout 20 "
+             "kubectl exec -i %s -- cat 2>&1", kc, pod);
+    ck_assert_int_eq(run_capture(cmd, out, sizeof(out)), 0);
+    ck_assert_msg(strstr(out, "stdin-through-a-peer"), "exec -i: %s", out);
+    snprintf(args, sizeof(args), "delete -f %s", dep);
+    ck_assert_int_eq(kubectl(kc, args, out, sizeof(out)), 0);
+}
+
 struct can_i {
     char kc[400];
     char out[4096];
@@ -367,6 +403,7 @@ START_TEST(kubectl_through_every_replica_and_failover)
             assert_reaches(i, c, 20000);
 
     big_object_through_a_peer();
+    streaming_through_a_peer();
     member_added_on_another_replica();
 
     /* Writes acknowledged by each replica before one of them dies. */
