@@ -515,9 +515,39 @@ START_TEST(controllers_run_on_one_replica_and_move)
 }
 END_TEST
 
+/* Replica settings that cannot work stop the server with exit code 2. */
+START_TEST(bad_replica_settings_exit_2)
+{
+    char dir[256], tok[300], log[300];
+    make_temp_dir(dir, sizeof(dir));
+    snprintf(tok, sizeof(tok), "%s/peer.token", dir);
+    snprintf(log, sizeof(log), "%s/server.log", dir);
+    FILE *f = fopen(tok, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s\n", PEER_TOKEN);
+    fclose(f);
+    const char *sqlite[] = { bin_path("drover-server"), "--listen", "127.0.0.1:0",
+                             "--data-dir", dir, "--peer-token-file", tok, NULL };
+    const char *badid[] = { bin_path("drover-server"), "--peer-id", "no spaces", NULL };
+    const char *badurl[] = { bin_path("drover-server"), "--peer-advertise-url",
+                             "http://10.0.0.1", NULL };
+    const char *const *cases[] = { sqlite, badid, badurl };
+    for (size_t i = 0; i < 3; i++) {
+        struct proc p;
+        proc_spawn(&p, cases[i], NULL, log);
+        ck_assert_int_eq(proc_wait(&p, 20000), 2);
+    }
+    ck_assert(file_contains(log, "peer-token-file needs a postgres:// datastore"));
+    remove_tree(dir);
+}
+END_TEST
+
 Suite *suite_integration_replicas(void)
 {
     Suite *s = suite_create("integration/replicas");
+    TCase *ts = tcase_create("settings");
+    tcase_add_test(ts, bad_replica_settings_exit_2);
+    suite_add_tcase(s, ts);
     TCase *tc = tcase_create("kubectl");
     tcase_set_timeout(tc, 300);
     apitest_fixtures(NULL, tc, NULL, setup, teardown);
