@@ -372,7 +372,7 @@ static size_t build_head(const struct hs_req *r, size_t prefix_len, char *out, s
 }
 
 static bool setup_exchange(struct px *p, struct hs_req *r, size_t prefix_len,
-                           struct tunnel *t, const char *username)
+                           struct tunnels *ts, const char *cluster, const char *username)
 {
     const struct http_request *rq = hs_request(r);
     const char *why;
@@ -396,7 +396,9 @@ static bool setup_exchange(struct px *p, struct hs_req *r, size_t prefix_len,
         answer_before_takeover(r, 431, "RequestHeaderFieldsTooLarge", "request head too large");
         return false;
     }
-    p->s = tun_stream_open(t, "kube-api", meta, strlen(meta), &px_stream_ops, p);
+    /* The local link, or the replica that holds it (docs/REPLICAS.md). */
+    p->s = tunnels_open_stream(ts, cluster, "kube-api", meta, strlen(meta), &px_stream_ops,
+                               p);
     free(meta);
     /* The head fits the early window: no round trip before it goes. */
     if (!p->s || tun_stream_send(p->s, head, hl) != (ssize_t)hl) {
@@ -414,8 +416,7 @@ static bool setup_exchange(struct px *p, struct hs_req *r, size_t prefix_len,
 void kubeproxy_forward(struct hs *srv, struct tunnels *ts, struct hs_req *r,
                        const char *cluster, const char *username)
 {
-    struct tunnel *t = tunnels_for_cluster(ts, cluster);
-    if (!t) {
+    if (!tunnels_reachable(ts, cluster)) {
         char msg[200];
         snprintf(msg, sizeof(msg), "cluster %s is not connected to drover", cluster);
         answer_before_takeover(r, 503, "ServiceUnavailable", msg);
@@ -429,7 +430,7 @@ void kubeproxy_forward(struct hs *srv, struct tunnels *ts, struct hs_req *r,
     active++;
     p->srv = srv;
     size_t prefix_len = strlen(KUBEPROXY_PREFIX) + strlen(cluster);
-    if (!setup_exchange(p, r, prefix_len, t, username)) {
+    if (!setup_exchange(p, r, prefix_len, ts, cluster, username)) {
         px_free(p);
         return;
     }
