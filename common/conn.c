@@ -64,6 +64,7 @@ struct conn {
 
     struct loop_timer linger;
     struct loop_timer stall;    /* output pending without progress */
+    struct loop_timer yield;    /* reading resumes after others had a turn */
     uint64_t stall_ms, sent_total, stall_mark;
     struct conn *live_prev, *live_next;    /* every open conn of the thread */
     char peer[48];
@@ -132,6 +133,7 @@ static void close_now(struct conn *c)
     loop_io_del(c->loop, &c->io);
     loop_timer_stop(c->loop, &c->linger);
     loop_timer_stop(c->loop, &c->stall);
+    loop_timer_stop(c->loop, &c->yield);
     if (c->ssl) {
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -367,6 +369,13 @@ static bool deliver_held(struct conn *c)
     return !c->read_paused;
 }
 
+static void on_yield(struct loop_timer *t)
+{
+    struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, yield));
+    if (c->state == C_OPEN && !c->read_paused)
+        do_read(c);
+}
+
 static void do_read(struct conn *c)
 {
     size_t budget = CONN_READ_BUDGET;
@@ -380,9 +389,11 @@ static void do_read(struct conn *c)
             break;
         if ((size_t)n >= budget) {
             /* Let other connections run; TLS may hold decrypted bytes that
-             * epoll cannot see, so come back explicitly. */
+             * epoll cannot see, so come back explicitly, but on the next
+             * loop pass: a deferred call would run in this same pass, and a
+             * peer that keeps sending would then never let the loop go. */
             if (c->ssl && SSL_has_pending(c->ssl))
-                conn_resume_read(c);
+                loop_timer_start(c->loop, &c->yield, 1, on_yield);
             break;
         }
         budget -= (size_t)n;
