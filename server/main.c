@@ -75,9 +75,9 @@ static const struct cfg_opt server_opts[] = {
       "loopback relay ports: LISTEN=CLUSTER/HOST:PORT[,...]", relay_ports_check },
     { "log-level", "DROVER_LOG_LEVEL", CFG_STRING, "info", 0, 0,
       "error, warn, info or debug", check_level },
-    { "audit-log", "DROVER_AUDIT_LOG", CFG_STRING, "", 0, 0,
-      "audit trail (JSON lines) of API changes and kube requests: a file, - for "
-      "stderr, empty for off; SIGHUP reopens it", NULL },
+    { "audit-log", "DROVER_AUDIT_LOG", CFG_STRING, NULL, 0, 0,
+      "audit trail (JSON lines) of API changes and kube requests: a file, or - for "
+      "stderr; off by default; SIGHUP reopens it", NULL },
     { "head-timeout", "DROVER_HEAD_TIMEOUT", CFG_DURATION, "10s", 500, 300000,
       "time a client has for the TLS handshake and for each request head", NULL },
     { "max-conns-per-ip", "DROVER_MAX_CONNS_PER_IP", CFG_INT, "512", 0, 1000000,
