@@ -292,19 +292,21 @@ static int run_stage(struct db *db, void *arg)
     return rc;
 }
 
+/* Frees a slot and fills it from the line; a waiting call may be answered
+ * without taking the slot (a refused login), so go on until one takes it. */
 static void gate_release(struct api *a)
 {
     a->heavy_running--;
-    struct api_call *c = a->wait_head;
-    if (!c)
-        return;
-    a->wait_head = c->wait_next;
-    if (!a->wait_head)
-        a->wait_tail = NULL;
-    a->nwaiting--;
-    api_work_fn fn = c->next;
-    c->next = NULL;
-    submit(c, fn, c->next_write, true);
+    while (a->wait_head && a->heavy_running < a->heavy_cap) {
+        struct api_call *c = a->wait_head;
+        a->wait_head = c->wait_next;
+        if (!a->wait_head)
+            a->wait_tail = NULL;
+        a->nwaiting--;
+        api_work_fn fn = c->next;
+        c->next = NULL;
+        submit(c, fn, c->next_write, true);
+    }
 }
 
 static void stage_done(void *arg, int rc)
@@ -329,9 +331,37 @@ static void stage_done(void *arg, int rc)
     finish(c);
 }
 
+/*
+ * A login from an address whose last failure is still being held back is
+ * refused (429) before it costs a password hash: otherwise parallel guesses
+ * would each wait out the delay side by side. Checked where the hashing
+ * would start, so logins queued at the gate are caught too.
+ */
+static bool login_held_back(struct api_call *c)
+{
+    if (strcmp(c->route->pattern, "/v3/tokens") != 0)
+        return false;
+    char addr[48];
+    const char *colon = strrchr(c->peer, ':');
+    snprintf(addr, sizeof(addr), "%.*s",
+             (int)(colon ? (size_t)(colon - c->peer) : strlen(c->peer)), c->peer);
+    uint64_t wait = throttle_wait(c->api->throttle, NULL, addr, loop_now_ms(c->api->loop));
+    if (!wait)
+        return false;
+    api_fail(c, 429, "TooManyRequests",
+             "too many failed logins from this address; try again in %llu ms",
+             (unsigned long long)wait);
+    snprintf(c->headers, sizeof(c->headers), "Retry-After: %llu\r\n",
+             (unsigned long long)(wait + 999) / 1000);
+    finish(c);
+    return true;
+}
+
 static void submit(struct api_call *c, api_work_fn fn, bool write, bool heavy)
 {
     struct api *a = c->api;
+    if (heavy && login_held_back(c))
+        return;
     if (heavy && a->heavy_running >= a->heavy_cap) {
         if (a->nwaiting >= WAIT_CAP) {
             api_fail(c, 503, "ServiceUnavailable", "too many logins at once; try again");

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,6 +346,53 @@ START_TEST(agent_floods_and_never_reads)
 }
 END_TEST
 
+struct guess {
+    int port, status;
+};
+
+static void *guess(void *arg)
+{
+    struct guess *g = arg;
+    struct httpc_resp r;
+    g->status = httpc_do(g->port, "POST", "/v3/tokens", NULL,
+                         "{\"username\":\"admin\",\"password\":\"not-it\"}", 0, 60000, &r);
+    httpc_free(&r);
+    return NULL;
+}
+
+/* Password guesses sent in parallel cannot wait out the login delay side by
+ * side: once one failed, the others from that address are refused (429)
+ * without a password hash until its delay is over. */
+START_TEST(parallel_password_guesses)
+{
+    up(NULL);
+    enum { N = 16 };
+    struct guess g[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = (struct guess){ .port = d.https_port };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, guess, &g[i]), 0);
+    }
+    int refused = 0, failed = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(g[i].status == 401 || g[i].status == 429, "a guess got %d (logs %s)",
+                      g[i].status, d.dir);
+        refused += g[i].status == 429;
+        failed += g[i].status == 401;
+    }
+    fprintf(stderr, "parallel_password_guesses: %d checked, %d refused\n", failed, refused);
+    ck_assert_msg(refused > 0, "all %d parallel guesses were checked", N);
+    /* The right password still works once the delay is over. */
+    char tok[100];
+    int st = 0;
+    for (int i = 0; i < 20 && (st = dtest_login(&d, "admin", d.admin_pw, tok, sizeof(tok))) == 429;
+         i++)
+        usleep(500 * 1000);
+    ck_assert_int_eq(st, 201);
+}
+END_TEST
+
 Suite *suite_integration_badpeers(void)
 {
     Suite *s = suite_create("integration/badpeers");
@@ -357,6 +405,7 @@ Suite *suite_integration_badpeers(void)
     tcase_add_test(tc, connection_cap_whole_server);
     tcase_add_test(tc, agent_opens_streams_without_end);
     tcase_add_test(tc, agent_floods_and_never_reads);
+    tcase_add_test(tc, parallel_password_guesses);
     suite_add_tcase(s, tc);
     return s;
 }
