@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/netaddr.h"
 #include "common/url.h"
+#include "server/audit.h"
 #include "server/metrics.h"
 #include "server/replica.h"
 #include "server/server.h"
@@ -81,6 +83,20 @@ static const struct cfg_opt server_opts[] = {
       "replica mode on", NULL },
     { "log-level", "DROVER_LOG_LEVEL", CFG_STRING, "info", 0, 0,
       "error, warn, info or debug", check_level },
+    { "audit-log", "DROVER_AUDIT_LOG", CFG_STRING, NULL, 0, 0,
+      "audit trail (JSON lines) of API changes and kube requests: a file, or - for "
+      "stderr; off by default; SIGHUP reopens it", NULL },
+    { "head-timeout", "DROVER_HEAD_TIMEOUT", CFG_DURATION, "10s", 500, 300000,
+      "time a client has for the TLS handshake and for each request head", NULL },
+    { "max-conns-per-ip", "DROVER_MAX_CONNS_PER_IP", CFG_INT, "512", 0, 1000000,
+      "connections one address may hold before a tunnel or proxy exchange "
+      "takes them (0 = no limit)", NULL },
+    { "max-connections", "DROVER_MAX_CONNECTIONS", CFG_INT, "0", 0, 10000000,
+      "connections of the whole server (0 = the open-files limit less 256)", NULL },
+    { "agent-max-streams", "DROVER_AGENT_MAX_STREAMS", CFG_INT, "64", 1, 65536,
+      "streams one agent may have open that it opened itself", NULL },
+    { "agent-max-queued", "DROVER_AGENT_MAX_QUEUED", CFG_SIZE, "4MiB", 1048576, 1073741824,
+      "bytes queued toward one agent before it is dropped as not reading", NULL },
 };
 #define NOPTS (sizeof(server_opts) / sizeof(server_opts[0]))
 
@@ -172,6 +188,25 @@ static int setup_tls(struct server *s, const struct netaddr *listen_addr)
         return -1;
     }
     return 0;
+}
+
+/* Raises the open-files limit to its hard maximum (every tunnel is a
+ * descriptor) and returns the connection cap: max-connections, or the limit
+ * less headroom for the datastore, logs and the loop's own descriptors. */
+static size_t connection_cap(struct server *s)
+{
+    struct rlimit rl;
+    int64_t set = cfg_int(&s->cfg, "max-connections");
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return (size_t)set;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (set > 0)
+        return (size_t)set;
+    return rl.rlim_cur > 512 ? (size_t)(rl.rlim_cur - 256) : (size_t)(rl.rlim_cur / 2);
 }
 
 static void on_answered(const struct hs_req *r, int status, uint64_t usec, void *ud)
@@ -283,6 +318,19 @@ static int start_api(struct server *s)
     return 0;
 }
 
+static int start_audit(struct server *s)
+{
+    char err[600];
+    const char *target = cfg_str(&s->cfg, "audit-log");
+    if (audit_open(target, err, sizeof(err)) < 0) {
+        log_error("audit-log: %s", err);
+        return -1;
+    }
+    if (target && target[0])
+        log_info("audit log: %s", strcmp(target, "-") == 0 ? "stderr" : target);
+    return 0;
+}
+
 static int start(struct server *s)
 {
     const char *why;
@@ -298,7 +346,7 @@ static int start(struct server *s)
     int rc = replica_prepare(s);
     if (rc != 0)
         return rc > 0 ? -2 : -1;
-    if (setup_tls(s, &la) < 0)
+    if (setup_tls(s, &la) < 0 || start_audit(s) < 0)
         return -1;
     remove_old_agent_token(dir);
     s->loop = loop_new();
@@ -307,9 +355,14 @@ static int start(struct server *s)
     struct tunnels_cfg tc = {
         .tunnel = { .ping_interval_ms = cfg_duration_ms(&s->cfg, "ping-interval"),
                     .dead_after_ms = cfg_duration_ms(&s->cfg, "dead-after"),
-                    .window = (uint32_t)cfg_size(&s->cfg, "stream-window") },
+                    .window = (uint32_t)cfg_size(&s->cfg, "stream-window"),
+                    .max_streams = (uint32_t)cfg_int(&s->cfg, "agent-max-streams") },
+        .agent_max_queued = cfg_size(&s->cfg, "agent-max-queued"),
     };
-    struct hs_cfg hc = { .on_answered = on_answered };
+    struct hs_cfg hc = { .on_answered = on_answered,
+                         .head_timeout_ms = cfg_duration_ms(&s->cfg, "head-timeout"),
+                         .max_conns_per_ip = (unsigned)cfg_int(&s->cfg, "max-conns-per-ip"),
+                         .max_conns = connection_cap(s) };
     if (!(s->tunnels = tunnels_new(s->loop, &tc)) ||
         !(s->https = hs_new(s->loop, s->tls, &hc, server_dispatch, s))) {
         log_error("out of memory");
@@ -395,6 +448,7 @@ static void shutdown_server(struct server *s)
     if (s->tls)
         SSL_CTX_free(s->tls);
     tls_pki_free(&s->pki);
+    audit_close();
     cfg_free(&s->cfg);
 }
 

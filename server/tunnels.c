@@ -477,6 +477,11 @@ static void admit(struct tunnels *ts, struct hs_req *r, struct link *lk,
     lk->ts = ts;
     lk->since_ms = loop_now_ms(ts->loop);
     struct conn *c = hs_takeover(r);
+    if (c && ts->cfg.agent_max_queued)
+        conn_set_out_cap(c, ts->cfg.agent_max_queued);
+    if (c)
+        conn_set_write_stall(c, ts->cfg.tunnel.dead_after_ms ? ts->cfg.tunnel.dead_after_ms
+                                                             : 15000);
     if (!c || conn_write(c, answer, alen) < 0) {
         if (c)
             conn_close(c);

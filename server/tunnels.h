@@ -42,6 +42,9 @@ struct tunnels;
 
 struct tunnels_cfg {
     struct tunnel_cfg tunnel;
+    /* Bytes queued toward one agent before it is dropped (0 = conn's
+     * default); an agent that reads nothing for dead-after is dropped too. */
+    size_t agent_max_queued;
 };
 
 struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg);
