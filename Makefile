@@ -169,7 +169,13 @@ FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS))
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 $(WARN) $(FUZZ_FLAGS) $(PKG_CFLAGS) -c $< -o $@
-$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
+# The server's modules, as an archive: a target links only what it uses
+# (fuzz_apijson: the /v3 body checks of server/api_json.c).
+FUZZ_SERVER_LIB := $(FUZZ_BUILD)/libserver.a
+$(FUZZ_SERVER_LIB): $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(SERVER_MODS))
+	@rm -f $@
+	ar rcs $@ $^
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_SERVER_LIB) $(FUZZ_LIB_OBJS)
 	clang $(CPPFLAGS) -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined $^ $(PKG_LIBS) -lpthread -lm -o $@
 FUZZERS := $(patsubst fuzz/fuzz_%.c,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_SRCS))
 fuzz: deps $(FUZZERS)

@@ -63,6 +63,9 @@ struct conn {
     size_t enc_pending;
 
     struct loop_timer linger;
+    struct loop_timer stall;    /* output pending without progress */
+    struct loop_timer yield;    /* reading resumes after others had a turn */
+    uint64_t stall_ms, sent_total, stall_mark;
     struct conn *live_prev, *live_next;    /* every open conn of the thread */
     char peer[48];
 };
@@ -129,6 +132,8 @@ static void close_now(struct conn *c)
     int fd = c->io.fd;
     loop_io_del(c->loop, &c->io);
     loop_timer_stop(c->loop, &c->linger);
+    loop_timer_stop(c->loop, &c->stall);
+    loop_timer_stop(c->loop, &c->yield);
     if (c->ssl) {
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -364,6 +369,13 @@ static bool deliver_held(struct conn *c)
     return !c->read_paused;
 }
 
+static void on_yield(struct loop_timer *t)
+{
+    struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, yield));
+    if (c->state == C_OPEN && !c->read_paused)
+        do_read(c);
+}
+
 static void do_read(struct conn *c)
 {
     size_t budget = CONN_READ_BUDGET;
@@ -377,9 +389,11 @@ static void do_read(struct conn *c)
             break;
         if ((size_t)n >= budget) {
             /* Let other connections run; TLS may hold decrypted bytes that
-             * epoll cannot see, so come back explicitly. */
+             * epoll cannot see, so come back explicitly, but on the next
+             * loop pass: a deferred call would run in this same pass, and a
+             * peer that keeps sending would then never let the loop go. */
             if (c->ssl && SSL_has_pending(c->ssl))
-                conn_resume_read(c);
+                loop_timer_start(c->loop, &c->yield, 1, on_yield);
             break;
         }
         budget -= (size_t)n;
@@ -419,8 +433,30 @@ static void drain_input(struct conn *c)
     }
 }
 
+static void on_stall(struct loop_timer *t)
+{
+    struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, stall));
+    fail(c, "the peer stopped reading");
+}
+
+/* Arms the stall timer while output waits, and re-arms it whenever some of
+ * it left: only a peer that takes nothing for stall_ms is dropped. */
+static void watch_stall(struct conn *c)
+{
+    if (!c->out_pending && !c->enc_pending) {
+        loop_timer_stop(c->loop, &c->stall);
+        return;
+    }
+    if (!loop_timer_armed(&c->stall) || c->sent_total != c->stall_mark) {
+        c->stall_mark = c->sent_total;
+        loop_timer_start(c->loop, &c->stall, c->stall_ms, on_stall);
+    }
+}
+
 static void flush_done(struct conn *c)
 {
+    if (c->stall_ms)
+        watch_stall(c);
     if (c->out_pending == 0 && c->shut_wr_wanted && !c->shut_wr_done) {
         c->shut_wr_done = true;
         if (c->ssl)
@@ -516,6 +552,7 @@ static int queue_write(struct conn *c, struct out_chunk **head, struct out_chunk
             *why = strerror(errno);
             return -1;
         }
+        c->sent_total += (uint64_t)w;
         queue_consume(head, tail, pending, (size_t)w);
     }
     return 1;
@@ -1001,6 +1038,7 @@ const char *conn_peer(const struct conn *c) { return c->peer; }
 size_t conn_out_pending(const struct conn *c) { return c->out_pending; }
 void conn_set_high_water(struct conn *c, size_t bytes) { c->high_water = bytes; }
 void conn_set_out_cap(struct conn *c, size_t bytes) { c->out_cap = bytes; }
+void conn_set_write_stall(struct conn *c, uint64_t ms) { c->stall_ms = ms; }
 
 size_t conn_buffered(const struct conn *c)
 {

@@ -89,6 +89,10 @@ uint8_t *conn_write_reserve(struct conn *c, size_t len);
 size_t conn_out_pending(const struct conn *c);
 void conn_set_high_water(struct conn *c, size_t bytes);
 void conn_set_out_cap(struct conn *c, size_t bytes);
+/* Fails the connection (on_close "the peer stopped reading") when queued
+ * output makes no progress for ms: a peer that never reads is dropped
+ * instead of pinning its buffers. 0 (the default) = never. */
+void conn_set_write_stall(struct conn *c, uint64_t ms);
 
 void conn_pause_read(struct conn *c);
 void conn_resume_read(struct conn *c);

@@ -712,6 +712,17 @@ static int sha256_hex(const void *data, size_t len, char out[65])
     return 0;
 }
 
+int tls_file_read(const char *path, char **buf, size_t *len, char *err, size_t errlen)
+{
+    return slurp(path, buf, len, err, errlen);
+}
+
+int tls_file_write(const char *dir, const char *path, const void *data, size_t len,
+                   unsigned mode, char *err, size_t errlen)
+{
+    return write_atomic(dir, path, data, len, (mode_t)mode, err, errlen);
+}
+
 int tls_pki_ensure(const char *data_dir, const char *const *hosts, size_t nhosts,
                    struct tls_pki *out, char *err, size_t errlen)
 {

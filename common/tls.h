@@ -42,6 +42,13 @@ int tls_pki_from_files(const char *cert_file, const char *key_file,
                        struct tls_pki *out, char *err, size_t errlen);
 void tls_pki_free(struct tls_pki *p);
 
+/* For keeping a CA shared by replicas in data-dir: reads a PEM file
+ * (malloc'd, NUL-terminated; 1 if it does not exist), and replaces one
+ * atomically with mode. 0 or -1 with err. */
+int tls_file_read(const char *path, char **buf, size_t *len, char *err, size_t errlen);
+int tls_file_write(const char *dir, const char *path, const void *data, size_t len,
+                   unsigned mode, char *err, size_t errlen);
+
 /* out: 64 hex characters and a NUL. */
 void tls_sha256_hex(const void *data, size_t len, char out[65]);
 

@@ -17,6 +17,7 @@
 #include "common/hmap.h"
 #include "common/log.h"
 #include "server/api_int.h"
+#include "server/audit.h"
 
 /* Password hashing takes ~32 MiB and a worker for tens of milliseconds: at
  * most this many run at once, so a login flood cannot take every worker or
@@ -167,6 +168,33 @@ static void authz_store(struct api *a, const char *token_hash, const char *clust
         free(old);
 }
 
+/* The audit line of a call that may change something, and of a refused
+ * /k8s request (one that got through is recorded by the proxy). */
+static void audit_call(const struct api_call *c)
+{
+    const struct api_route *rt = c->route;
+    bool kube = strcmp(rt->method, "*") == 0;
+    if (!audit_enabled() || (!kube && (strcmp(rt->method, "GET") == 0 ||
+                                       strcmp(rt->method, "HEAD") == 0)))
+        return;
+    const struct http_request *rq = hs_request(c->r);
+    char method[16];
+    snprintf(method, sizeof(method), "%.*s", (int)rq->method_len, rq->method);
+    const char *user = c->who.user.username[0] ? c->who.user.username : c->name;
+    const char *cluster = NULL;
+    if (kube || strncmp(rt->pattern, "/v3/clusters/{}", 15) == 0)
+        cluster = c->param[0];
+    else if (strcmp(rt->pattern, "/v3/clusters") == 0 && c->status == 201)
+        cluster = json_string_value(json_object_get(c->out, "id"));
+    size_t plen;
+    const char *path = hs_path(c->r, &plen);
+    struct audit_rec ar = { .kind = kube ? "kube" : "api", .user = user, .cluster = cluster,
+                            .method = method, .path = path, .path_len = plen,
+                            .status = c->status, .duration_us = hs_elapsed_us(c->r),
+                            .remote = c->peer };
+    audit_record(&ar);
+}
+
 static void finish(struct api_call *c)
 {
     if (c->route && (c->route->flags & API_WRITE) && c->status > 0 && c->status < 400)
@@ -177,6 +205,7 @@ static void finish(struct api_call *c)
         snprintf(c->headers, sizeof(c->headers), "Retry-After: 1\r\n");
     if (c->status == 0)
         api_fail(c, 500, "InternalError", "the request was not answered");
+    audit_call(c);
     if (c->status >= 400) {
         send_error(c->r, c->status, c->code, c->headers, c->msg);
     } else if (c->raw) {
@@ -263,19 +292,21 @@ static int run_stage(struct db *db, void *arg)
     return rc;
 }
 
+/* Frees a slot and fills it from the line; a waiting call may be answered
+ * without taking the slot (a refused login), so go on until one takes it. */
 static void gate_release(struct api *a)
 {
     a->heavy_running--;
-    struct api_call *c = a->wait_head;
-    if (!c)
-        return;
-    a->wait_head = c->wait_next;
-    if (!a->wait_head)
-        a->wait_tail = NULL;
-    a->nwaiting--;
-    api_work_fn fn = c->next;
-    c->next = NULL;
-    submit(c, fn, c->next_write, true);
+    while (a->wait_head && a->heavy_running < a->heavy_cap) {
+        struct api_call *c = a->wait_head;
+        a->wait_head = c->wait_next;
+        if (!a->wait_head)
+            a->wait_tail = NULL;
+        a->nwaiting--;
+        api_work_fn fn = c->next;
+        c->next = NULL;
+        submit(c, fn, c->next_write, true);
+    }
 }
 
 static void stage_done(void *arg, int rc)
@@ -300,9 +331,37 @@ static void stage_done(void *arg, int rc)
     finish(c);
 }
 
+/*
+ * A login from an address whose last failure is still being held back is
+ * refused (429) before it costs a password hash: otherwise parallel guesses
+ * would each wait out the delay side by side. Checked where the hashing
+ * would start, so logins queued at the gate are caught too.
+ */
+static bool login_held_back(struct api_call *c)
+{
+    if (strcmp(c->route->pattern, "/v3/tokens") != 0)
+        return false;
+    char addr[48];
+    const char *colon = strrchr(c->peer, ':');
+    snprintf(addr, sizeof(addr), "%.*s",
+             (int)(colon ? (size_t)(colon - c->peer) : strlen(c->peer)), c->peer);
+    uint64_t wait = throttle_wait(c->api->throttle, NULL, addr, loop_now_ms(c->api->loop));
+    if (!wait)
+        return false;
+    api_fail(c, 429, "TooManyRequests",
+             "too many failed logins from this address; try again in %llu ms",
+             (unsigned long long)wait);
+    snprintf(c->headers, sizeof(c->headers), "Retry-After: %llu\r\n",
+             (unsigned long long)(wait + 999) / 1000);
+    finish(c);
+    return true;
+}
+
 static void submit(struct api_call *c, api_work_fn fn, bool write, bool heavy)
 {
     struct api *a = c->api;
+    if (heavy && login_held_back(c))
+        return;
     if (heavy && a->heavy_running >= a->heavy_cap) {
         if (a->nwaiting >= WAIT_CAP) {
             api_fail(c, 503, "ServiceUnavailable", "too many logins at once; try again");

@@ -253,19 +253,21 @@ static const struct tun_stream_ops apply_ops = {
 
 static void open_stream(struct apply *a)
 {
-    struct tunnel *t = tunnels_for_cluster(a->ts, a->cluster);
     json_t *mj = json_pack("{s:s,s:[s]}", "user", a->user, "groups", "drover:authenticated");
     char *meta = mj ? json_dumps(mj, JSON_COMPACT) : NULL;
     json_decref(mj);
     a->results = calloc(a->doc.n, sizeof(*a->results));
     a->lines.cap = APPLY_MAX_RESULT;
-    if (t && meta && a->results)
-        a->s = tun_stream_open(t, APPLIER_SERVICE, meta, strlen(meta), &apply_ops, a);
+    /* The local link, or the replica that holds it (docs/REPLICAS.md). */
+    if (meta && a->results)
+        a->s = tunnels_open_stream(a->ts, a->cluster, APPLIER_SERVICE, meta, strlen(meta),
+                                   &apply_ops, a);
     free(meta);
     if (!a->s) {
         char msg[200];
-        snprintf(msg, sizeof(msg), t ? "cluster %s: cannot open a stream to its agent"
-                                     : "cluster %s is not connected to drover", a->cluster);
+        snprintf(msg, sizeof(msg), tunnels_reachable(a->ts, a->cluster)
+                                       ? "cluster %s: cannot open a stream to its agent"
+                                       : "cluster %s is not connected to drover", a->cluster);
         fail(a->r, 503, "ServiceUnavailable", msg);
         apply_free(a);
         return;
@@ -371,7 +373,7 @@ static void authorized(struct hs_req *r, const char *username, void *ud)
     enum applydoc_format fmt;
     (void)username;
     api_apply_path(r, cluster);
-    if (!tunnels_for_cluster(s->tunnels, cluster)) {
+    if (!tunnels_reachable(s->tunnels, cluster)) {
         snprintf(msg, sizeof(msg), "cluster %s is not connected to drover", cluster);
         fail(r, 503, "ServiceUnavailable", msg);
         return;

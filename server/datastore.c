@@ -23,6 +23,7 @@
 #include "server/auth.h"
 #include "server/db_migrate.h"
 #include "server/store.h"
+#include "server/store_peers.h"
 
 #define RETRY_MIN_MS    250
 #define RETRY_MAX_MS    5000
@@ -32,7 +33,7 @@
 struct datastore {
     struct loop *loop;
     struct datastore_cfg cfg;
-    char *store, *dir;
+    char *store, *dir, *peer_id;
     struct loop_io io;          /* eventfd: the thread is done */
     pthread_t thread;
     bool thread_running;
@@ -112,7 +113,8 @@ static int prepare(struct datastore *d)
         return rc;
     }
     if ((rc = db_migrate(db)) == DB_OK && (rc = bootstrap(db)) == DB_OK)
-        rc = store_clusters_reset_links(db, store_now_ms(), &changed);
+        rc = d->peer_id ? store_peer_reset_links(db, d->peer_id, store_now_ms(), &changed)
+                        : store_clusters_reset_links(db, store_now_ms(), &changed);
     if (rc < 0)
         log_warn("datastore: %s: %s", db_code_str(rc), db_errmsg(db));
     else if (changed > 0)
@@ -206,6 +208,7 @@ struct datastore *datastore_start(struct loop *l, const struct datastore_cfg *cf
     d->io.fd = -1;
     d->store = strdup(cfg->datastore);
     d->dir = strdup(cfg->data_dir);
+    d->peer_id = cfg->peer_id ? strdup(cfg->peer_id) : NULL;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -213,7 +216,7 @@ struct datastore *datastore_start(struct loop *l, const struct datastore_cfg *cf
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&d->mu, NULL);
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!d->store || !d->dir || efd < 0 ||
+    if (!d->store || !d->dir || (cfg->peer_id && !d->peer_id) || efd < 0 ||
         loop_io_add(l, &d->io, efd, LOOP_READ, on_thread_done) < 0 || spawn(d) < 0) {
         if (efd >= 0 && d->io.fd < 0)
             close(efd);
@@ -250,5 +253,6 @@ void datastore_free(struct datastore *d)
     pthread_mutex_destroy(&d->mu);
     free(d->store);
     free(d->dir);
+    free(d->peer_id);
     free(d);
 }

@@ -22,6 +22,10 @@ struct datastore;
 struct datastore_cfg {
     const char *datastore;      /* "sqlite" or postgres://...; copied */
     const char *data_dir;       /* copied */
+    /* Several replicas: this one's peer id (copied; NULL on a single
+     * server). Start-up then forgets only this replica's links of a
+     * previous run, not the clusters other replicas hold. */
+    const char *peer_id;
     /* Loop thread: the pool is open (owned by the datastore). */
     void (*on_ready)(void *ud, struct db_pool *pool);
     /* Loop thread: start-up failed for good (already logged). */

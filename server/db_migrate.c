@@ -122,15 +122,51 @@ static const struct mig_step v3_steps[] = {
     BOTH("CREATE INDEX events_dedupe ON events (cluster_id, object, reason, created_at)"),
 };
 
+/* Several replicas on one PostgreSQL (docs/REPLICAS.md): who is alive
+ * (peers, each row a lease its replica renews), which replica holds each
+ * cluster's tunnel (valid while the holder's own lease is), named controller
+ * leases, and the CA every replica serves. Version 4 belongs to the etcd
+ * snapshots; the runner applies each missing version on its own, so the
+ * order in which the two arrive does not matter. */
+static const struct mig_step v5_steps[] = {
+    BOTH("CREATE TABLE peers ("
+         "id TEXT PRIMARY KEY, "
+         "advertise_url TEXT NOT NULL, "
+         "started_at BIGINT NOT NULL, "
+         "expires_at BIGINT NOT NULL)"),
+    BOTH("CREATE TABLE peer_tunnels ("
+         "cluster_id TEXT NOT NULL REFERENCES clusters(id) ON DELETE CASCADE, "
+         "peer_id TEXT NOT NULL, "
+         "kind TEXT NOT NULL CHECK (kind IN ('cluster-agent', 'node')), "
+         "since BIGINT NOT NULL, "
+         "PRIMARY KEY (cluster_id, peer_id))"),
+    BOTH("CREATE INDEX peer_tunnels_peer_id ON peer_tunnels (peer_id)"),
+    BOTH("CREATE TABLE leases ("
+         "name TEXT PRIMARY KEY, "
+         "holder TEXT NOT NULL, "
+         "expires_at BIGINT NOT NULL)"),
+    BOTH("CREATE TABLE shared_ca ("
+         "id INTEGER PRIMARY KEY CHECK (id = 1), "
+         "cert_pem TEXT NOT NULL, "
+         "key_pem TEXT NOT NULL, "
+         "created_at BIGINT NOT NULL)"),
+};
+
 #define STEPS(a) (a), (sizeof(a) / sizeof((a)[0]))
 
 static const struct migration migrations[] = {
     { 1, "initial schema", STEPS(v1_steps) },
     { 2, "sealed registration tokens", STEPS(v2_steps) },
     { 3, "event dedupe index", STEPS(v3_steps) },
+    { 5, "replicas: peers, tunnel owners, leases, shared CA", STEPS(v5_steps) },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+size_t db_migrate_count(void)
+{
+    return NMIGRATIONS;
+}
 
 int64_t db_migrate_latest(void)
 {

@@ -11,6 +11,7 @@
 #ifndef DROVER_SERVER_DB_MIGRATE_H
 #define DROVER_SERVER_DB_MIGRATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "server/db.h"
@@ -30,6 +31,9 @@ int db_migrate(struct db *db);
 int db_schema_version(struct db *db, int64_t *out);
 
 /* The newest version compiled in. */
+/* How many migrations the server knows (versions need not be contiguous:
+ * each is applied on its own when missing). */
+size_t db_migrate_count(void);
 int64_t db_migrate_latest(void);
 
 #endif

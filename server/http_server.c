@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/hmap.h"
 #include "common/log.h"
 
 enum hc_state { HC_HEAD, HC_BUSY, HC_BODY };
@@ -28,7 +29,12 @@ struct hs {
     struct listener *ls;
     struct hs_conn *conns;      /* doubly linked, for hs_free */
     unsigned long nconns;
+    struct hmap *per_ip;        /* address -> connections held (as a pointer-sized count) */
+    uint64_t refusal_logged_ms; /* refusals are logged at most every 10 s */
+    unsigned long refusals_unlogged;
 };
+
+static unsigned long long refused_count[2];
 
 struct hs_conn {
     struct hs *srv;
@@ -39,6 +45,7 @@ struct hs_conn {
     struct hs_req *req;
     struct loop_timer timer;
     struct hs_conn *prev, *next;
+    char ip[48];                /* counted in srv->per_ip while non-empty */
 };
 
 struct hs_req {
@@ -54,7 +61,7 @@ struct hs_req {
     bool chunked;
     struct http1_chunked ch;
     uint8_t *body;
-    size_t body_len, body_max;
+    size_t body_len, body_cap, body_max;
     void (*body_cb)(struct hs_req *r, void *ud);
     void *body_ud;
     uint64_t start_us;
@@ -72,8 +79,48 @@ static uint64_t now_us(void)
 
 /* ---- connection bookkeeping ---- */
 
+/* ---- connections per client address ---- */
+
+static void ip_of(const char *peer, char *out, size_t cap)
+{
+    const char *colon = strrchr(peer, ':');
+    size_t n = colon ? (size_t)(colon - peer) : strlen(peer);
+    snprintf(out, cap, "%.*s", (int)n, peer);
+}
+
+static uintptr_t ip_count(const struct hs *s, const char *ip)
+{
+    return s->per_ip ? (uintptr_t)hmap_get(s->per_ip, ip) : 0;
+}
+
+/* Counts hc under its client's address (the count is the map value itself,
+ * never 0 while present). */
+static void ip_add(struct hs *s, struct hs_conn *hc, const char *peer)
+{
+    if (!s->per_ip)
+        return;
+    char ip[sizeof(hc->ip)];
+    ip_of(peer, ip, sizeof(ip));
+    void *n = (void *)(ip_count(s, ip) + 1);
+    if (hmap_put(s->per_ip, ip, n) != n)
+        snprintf(hc->ip, sizeof(hc->ip), "%s", ip);
+}
+
+static void ip_remove(struct hs *s, struct hs_conn *hc)
+{
+    if (!hc->ip[0])
+        return;
+    uintptr_t n = ip_count(s, hc->ip);
+    if (n <= 1)
+        hmap_del(s->per_ip, hc->ip);
+    else
+        hmap_put(s->per_ip, hc->ip, (void *)(n - 1));
+    hc->ip[0] = '\0';
+}
+
 static void hc_unlink(struct hs_conn *hc)
 {
+    ip_remove(hc->srv, hc);
     struct hs *s = hc->srv;
     if (hc->prev)
         hc->prev->next = hc->next;
@@ -342,10 +389,29 @@ static size_t read_head(struct hs_conn *hc, const uint8_t *data, size_t len)
 
 /* ---- the body ---- */
 
+/* The body buffer grows with what really arrived, so a client announcing
+ * a big body and sending it slowly costs only what it sent. */
+static bool body_reserve(struct hs_req *r, size_t n)
+{
+    if (n <= r->body_cap - r->body_len)
+        return true;
+    size_t want = r->body_cap ? r->body_cap : 16 * 1024;
+    while (want - r->body_len < n)
+        want *= 2;
+    if (want > r->body_max)
+        want = r->body_max;
+    uint8_t *b = realloc(r->body, want ? want : 1);
+    if (!b)
+        return false;
+    r->body = b;
+    r->body_cap = want;
+    return true;
+}
+
 static void body_append(void *ud, const uint8_t *p, size_t n)
 {
     struct hs_req *r = ud;
-    if (n > r->body_max - r->body_len) {
+    if (n > r->body_max - r->body_len || !body_reserve(r, n)) {
         r->body_len = r->body_max + 1;  /* marks overflow */
         return;
     }
@@ -413,8 +479,8 @@ void hs_read_body(struct hs_req *r, size_t max,
         hs_error(r, 413, "RequestEntityTooLarge", "request body over %zu bytes", max);
         return;
     }
-    r->body = malloc(max ? max : 1);
-    if (!r->body) {
+    r->body_len = 0;
+    if (!body_reserve(r, r->body_left < 65536 ? (size_t)r->body_left : 65536)) {
         r->keep_alive = false;
         hs_error(r, 503, "ServiceUnavailable", "out of memory");
         return;
@@ -463,10 +529,66 @@ static const struct conn_ops hs_conn_ops = {
     .on_close = on_close,
 };
 
+static void log_refusal(struct hs *s, const char *ip, const char *why)
+{
+    uint64_t now = loop_now_ms(s->loop);
+    if (s->refusal_logged_ms && now - s->refusal_logged_ms < 10000) {
+        s->refusals_unlogged++;
+        return;
+    }
+    log_warn("refused a connection from %s: %s (%lu more refused since the last message)",
+             ip, why, s->refusals_unlogged);
+    s->refusal_logged_ms = now;
+    s->refusals_unlogged = 0;
+}
+
+/* Whether a new connection from peer is over a limit (then it was counted
+ * and logged, and the caller closes it). */
+static bool over_limit(struct hs *s, const char *peer)
+{
+    char ip[48];
+    ip_of(peer, ip, sizeof(ip));
+    if (s->cfg.max_conns && conn_live_count() >= s->cfg.max_conns) {
+        refused_count[HS_REFUSED_TOTAL]++;
+        log_refusal(s, ip, "the server holds max-connections already");
+        return true;
+    }
+    if (s->per_ip && ip_count(s, ip) >= s->cfg.max_conns_per_ip) {
+        refused_count[HS_REFUSED_PER_IP]++;
+        log_refusal(s, ip, "that address holds max-conns-per-ip unauthenticated "
+                           "connections already");
+        return true;
+    }
+    return false;
+}
+
+static void peer_of_fd(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    out[0] = '\0';
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+        return;
+    struct netaddr a = { .len = sl };
+    memcpy(&a.ss, &ss, sl);
+    netaddr_format(&a, out, cap);
+}
+
+unsigned long long hs_refused(enum hs_refusal why)
+{
+    return refused_count[why];
+}
+
 static void on_accept(struct listener *ls, int fd, void *ud)
 {
     struct hs *s = ud;
     (void)ls;
+    char peer[64];
+    peer_of_fd(fd, peer, sizeof(peer));
+    if (over_limit(s, peer)) {
+        close(fd);
+        return;
+    }
     struct hs_conn *hc = calloc(1, sizeof(*hc));
     if (!hc) {
         close(fd);
@@ -483,6 +605,7 @@ static void on_accept(struct listener *ls, int fd, void *ud)
         s->conns->prev = hc;
     s->conns = hc;
     s->nconns++;
+    ip_add(s, hc, peer);
     loop_timer_start(s->loop, &hc->timer, s->cfg.head_timeout_ms, on_timer);
 }
 
@@ -502,6 +625,7 @@ void hs_adopt(struct hs *s, struct conn *c)
         s->conns->prev = hc;
     s->conns = hc;
     s->nconns++;
+    ip_add(s, hc, conn_peer(c));
     start_idle(hc);
 }
 
@@ -526,6 +650,10 @@ struct hs *hs_new(struct loop *l, SSL_CTX *ctx, const struct hs_cfg *cfg,
         s->cfg.body_timeout_ms = 30000;
     s->dispatch = dispatch_fn;
     s->ud = ud;
+    if (s->cfg.max_conns_per_ip && !(s->per_ip = hmap_new())) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -552,12 +680,14 @@ void hs_free(struct hs *s)
     listener_free(s->ls);
     while (s->conns)
         hc_close(s->conns, false);
+    hmap_free(s->per_ip);
     free(s);
 }
 
 const struct http_request *hs_request(const struct hs_req *r) { return &r->http; }
 const char *hs_peer(const struct hs_req *r) { return r->peer; }
 bool hs_client_alive(const struct hs_req *r) { return r->hc && r->hc->c; }
+uint64_t hs_elapsed_us(const struct hs_req *r) { return now_us() - r->start_us; }
 
 const char *hs_path(const struct hs_req *r, size_t *len)
 {

@@ -32,6 +32,11 @@ struct hs_cfg {
     uint64_t head_timeout_ms;   /* TLS handshake + whole head; default 10 s */
     uint64_t idle_timeout_ms;   /* keep-alive wait for the next request; 60 s */
     uint64_t body_timeout_ms;   /* no body progress for this long; 30 s */
+    /* Connections one client address may hold here (before a tunnel or the
+     * proxy takes them over), and connections of the whole process; over
+     * either, a new connection is closed at accept. 0 = no limit. */
+    unsigned max_conns_per_ip;
+    size_t max_conns;
     /* Called when a request is answered, for metrics and audit. May be NULL. */
     void (*on_answered)(const struct hs_req *r, int status, uint64_t usec, void *ud);
 };
@@ -47,6 +52,10 @@ int hs_port(const struct hs *s);
 void hs_free(struct hs *s);
 unsigned long hs_connection_count(const struct hs *s);
 
+/* Connections refused at accept since start, by limit (process-wide). */
+enum hs_refusal { HS_REFUSED_PER_IP, HS_REFUSED_TOTAL };
+unsigned long long hs_refused(enum hs_refusal why);
+
 /* ---- the request ---- */
 const struct http_request *hs_request(const struct hs_req *r);
 /* The path (not decoded) and query (without '?', may be empty). */
@@ -55,6 +64,8 @@ const char *hs_query(const struct hs_req *r, size_t *len);
 bool hs_method_is(const struct hs_req *r, const char *m);
 const struct http_header *hs_header(const struct hs_req *r, const char *name);
 const char *hs_peer(const struct hs_req *r);
+/* Microseconds since the request head was complete (for the audit log). */
+uint64_t hs_elapsed_us(const struct hs_req *r);
 /* Whether the client is still connected (an async handler may check). */
 bool hs_client_alive(const struct hs_req *r);
 

@@ -21,6 +21,7 @@
 #include "common/httpmsg.h"
 #include "common/log.h"
 #include "proto/frame.h"
+#include "server/audit.h"
 
 #define PX_MAX_HEAD (64 * 1024)
 #define PX_HIGH_WATER (256u * 1024)
@@ -34,6 +35,16 @@ struct px {
     bool req_done, resp_started, resp_done, resp_reusable, closed_ours;
     struct httpmsg_head rh;     /* the answer head, for its framing */
     size_t credit_held;
+    struct px_audit *audit;     /* the audit line's fields, if auditing */
+};
+
+/* What the audit line of an exchange needs once the request is gone. */
+struct px_audit {
+    uint64_t start_us;
+    int status;                 /* our own answer's, if we gave one */
+    char user[128], cluster[64], method[16], remote[48];
+    size_t path_len;
+    char path[];
 };
 
 static unsigned long active;
@@ -60,9 +71,11 @@ static char *status_json(int code, const char *reason, const char *msg, size_t *
     return s;
 }
 
-static void answer_before_takeover(struct hs_req *r, int code, const char *reason,
-                                   const char *msg)
+static void answer_before_takeover(struct px *p, struct hs_req *r, int code,
+                                   const char *reason, const char *msg)
 {
+    if (p && p->audit)
+        p->audit->status = code;
     size_t len;
     char *body = status_json(code, reason, msg, &len);
     hs_respond(r, code, "application/json", body ? body : "", body ? len : 0, NULL);
@@ -73,6 +86,8 @@ static void answer_before_takeover(struct hs_req *r, int code, const char *reaso
 static void answer_after_takeover(struct px *p, int code, const char *reason,
                                   const char *msg)
 {
+    if (p->audit)
+        p->audit->status = code;
     size_t len;
     char *body = status_json(code, reason, msg, &len);
     char head[256];
@@ -88,8 +103,23 @@ static void answer_after_takeover(struct px *p, int code, const char *reason,
 
 /* ---- lifetime ---- */
 
+static void audit_exchange(struct px *p)
+{
+    struct px_audit *a = p->audit;
+    /* The upstream answer's status; ours; or 499: the client left first. */
+    int status = p->rh.done ? p->rh.status : a->status ? a->status : 499;
+    struct audit_rec ar = { .kind = "kube", .user = a->user, .cluster = a->cluster,
+                            .method = a->method, .path = a->path, .path_len = a->path_len,
+                            .status = status, .duration_us = loop_clock_ms() * 1000 - a->start_us,
+                            .remote = a->remote };
+    audit_record(&ar);
+    free(a);
+}
+
 static void px_free(struct px *p)
 {
+    if (p->audit)
+        audit_exchange(p);
     active--;
     httpmsg_head_free(&p->rh);
     free(p);
@@ -372,12 +402,12 @@ static size_t build_head(const struct hs_req *r, size_t prefix_len, char *out, s
 }
 
 static bool setup_exchange(struct px *p, struct hs_req *r, size_t prefix_len,
-                           struct tunnel *t, const char *username)
+                           struct tunnels *ts, const char *cluster, const char *username)
 {
     const struct http_request *rq = hs_request(r);
     const char *why;
     if (httpmsg_request(&p->req, rq, &why) < 0) {
-        answer_before_takeover(r, 400, "BadRequest", why);
+        answer_before_takeover(p, r, 400, "BadRequest", why);
         return false;
     }
     p->keep_alive = httpmsg_keep_alive(rq->minor_version, rq->headers, rq->num_headers);
@@ -393,10 +423,12 @@ static bool setup_exchange(struct px *p, struct hs_req *r, size_t prefix_len,
     if (!hl || !meta) {
         free(head);
         free(meta);
-        answer_before_takeover(r, 431, "RequestHeaderFieldsTooLarge", "request head too large");
+        answer_before_takeover(p, r, 431, "RequestHeaderFieldsTooLarge", "request head too large");
         return false;
     }
-    p->s = tun_stream_open(t, "kube-api", meta, strlen(meta), &px_stream_ops, p);
+    /* The local link, or the replica that holds it (docs/REPLICAS.md). */
+    p->s = tunnels_open_stream(ts, cluster, "kube-api", meta, strlen(meta), &px_stream_ops,
+                               p);
     free(meta);
     /* The head fits the early window: no round trip before it goes. */
     if (!p->s || tun_stream_send(p->s, head, hl) != (ssize_t)hl) {
@@ -404,32 +436,51 @@ static bool setup_exchange(struct px *p, struct hs_req *r, size_t prefix_len,
         if (p->s)
             tun_stream_reset(p->s, TUN_RESET_INTERNAL, "cannot send the request");
         p->s = NULL;
-        answer_before_takeover(r, 503, "ServiceUnavailable", "the cluster link is busy");
+        answer_before_takeover(p, r, 503, "ServiceUnavailable", "the cluster link is busy");
         return false;
     }
     free(head);
     return true;
 }
 
+static void audit_start(struct px *p, struct hs_req *r, const char *cluster,
+                        const char *username)
+{
+    size_t plen;
+    const char *path = hs_path(r, &plen);
+    if (!audit_enabled() || !(p->audit = calloc(1, sizeof(*p->audit) + plen + 1)))
+        return;
+    struct px_audit *a = p->audit;
+    const struct http_request *rq = hs_request(r);
+    a->start_us = loop_clock_ms() * 1000 - hs_elapsed_us(r);
+    snprintf(a->user, sizeof(a->user), "%s", username);
+    snprintf(a->cluster, sizeof(a->cluster), "%s", cluster);
+    snprintf(a->method, sizeof(a->method), "%.*s", (int)rq->method_len, rq->method);
+    snprintf(a->remote, sizeof(a->remote), "%s", hs_peer(r));
+    memcpy(a->path, path, plen);
+    a->path_len = plen;
+}
+
 void kubeproxy_forward(struct hs *srv, struct tunnels *ts, struct hs_req *r,
                        const char *cluster, const char *username)
 {
-    struct tunnel *t = tunnels_for_cluster(ts, cluster);
-    if (!t) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "cluster %s is not connected to drover", cluster);
-        answer_before_takeover(r, 503, "ServiceUnavailable", msg);
-        return;
-    }
     struct px *p = calloc(1, sizeof(*p));
     if (!p) {
-        answer_before_takeover(r, 503, "ServiceUnavailable", "out of memory");
+        answer_before_takeover(NULL, r, 503, "ServiceUnavailable", "out of memory");
         return;
     }
     active++;
     p->srv = srv;
+    audit_start(p, r, cluster, username);
+    if (!tunnels_reachable(ts, cluster)) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "cluster %s is not connected to drover", cluster);
+        answer_before_takeover(p, r, 503, "ServiceUnavailable", msg);
+        px_free(p);
+        return;
+    }
     size_t prefix_len = strlen(KUBEPROXY_PREFIX) + strlen(cluster);
-    if (!setup_exchange(p, r, prefix_len, t, username)) {
+    if (!setup_exchange(p, r, prefix_len, ts, cluster, username)) {
         px_free(p);
         return;
     }

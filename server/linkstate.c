@@ -15,6 +15,7 @@
 #include "common/hmap.h"
 #include "common/log.h"
 #include "server/store.h"
+#include "server/store_peers.h"
 
 #define RETRY_MS 1000
 #define ID_MAX 64
@@ -35,13 +36,14 @@ struct linkstate {
     struct ls_entry *head, *tail;
     unsigned inflight;
     struct loop_timer retry;
+    char replica[ID_MAX];       /* "" on a single server */
 };
 
 /* What one write carries: a copy, since the entry may change meanwhile. */
 struct ls_write {
     struct linkstate *ls;
     struct ls_entry *e;
-    char id[ID_MAX], via[VIA_MAX];
+    char id[ID_MAX], via[VIA_MAX], replica[ID_MAX];
     bool has_via;
     int64_t since;
 };
@@ -112,6 +114,11 @@ static struct ls_entry *dequeue(struct linkstate *ls)
     return e;
 }
 
+void linkstate_set_replica(struct linkstate *ls, const char *peer_id)
+{
+    snprintf(ls->replica, sizeof(ls->replica), "%s", peer_id ? peer_id : "");
+}
+
 void linkstate_set(struct linkstate *ls, const char *cluster, const char *via)
 {
     struct ls_entry *e = hmap_get(ls->entries, cluster);
@@ -145,6 +152,9 @@ const char *linkstate_state(const char *via)
 static int write_work(struct db *db, void *arg)
 {
     struct ls_write *w = arg;
+    if (w->replica[0])
+        return store_peer_set_link(db, w->replica, w->id, w->has_via ? w->via : NULL,
+                                   w->since, store_now_ms(), NULL);
     /* lastSeen is "now" both ways: up, the agent is talking to us; down,
      * this is the last moment we heard from it. */
     return store_cluster_set_link(db, w->id, linkstate_state(w->has_via ? w->via : NULL),
@@ -196,6 +206,7 @@ static void pump(struct linkstate *ls)
                                     .since = e->since };
             snprintf(w->id, sizeof(w->id), "%s", e->id);
             snprintf(w->via, sizeof(w->via), "%s", e->via);
+            snprintf(w->replica, sizeof(w->replica), "%s", ls->replica);
             rc = db_pool_submit(ls->pool, write_work, write_done, w);
         }
         if (rc < 0) {

@@ -32,6 +32,12 @@ struct linkstate *linkstate_new(struct loop *l, struct db_pool *pool);
 /* Free the pool first (its done callbacks refer to ls). NULL is a no-op. */
 void linkstate_free(struct linkstate *ls);
 
+/* Several replicas: each write also records (or drops) replica peer_id as
+ * the holder of the cluster's link, in one transaction, and a "down" leaves
+ * the state alone while another live replica holds the cluster agent
+ * (server/store_peers.h). Copied. */
+void linkstate_set_replica(struct linkstate *ls, const char *peer_id);
+
 /* The cluster's link is now via ("cluster-agent", "node/<name>") or down
  * (via NULL), as of now. */
 void linkstate_set(struct linkstate *ls, const char *cluster, const char *via);

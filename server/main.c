@@ -11,13 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "common/netaddr.h"
 #include "common/url.h"
+#include "server/audit.h"
 #include "server/metrics.h"
+#include "server/replica.h"
 #include "server/server.h"
 
 static const char *check_listen(const char *v)
@@ -71,8 +74,29 @@ static const struct cfg_opt server_opts[] = {
       "receive window granted to each tunnel stream (flow control)", NULL },
     { "tcp-relay", "DROVER_TCP_RELAY", CFG_STRING, NULL, 0, 0,
       "loopback relay ports: LISTEN=CLUSTER/HOST:PORT[,...]", relay_ports_check },
+    { "peer-id", "DROVER_PEER_ID", CFG_STRING, NULL, 0, 0,
+      "this replica's name among several (default: the host name)", replica_check_id },
+    { "peer-advertise-url", "DROVER_PEER_ADVERTISE_URL", CFG_STRING, NULL, 0, 0,
+      "https URL the other replicas reach this one at (default: server-url)", check_url },
+    { "peer-token-file", "DROVER_PEER_TOKEN_FILE", CFG_STRING, NULL, 0, 0,
+      "file with the replicas' shared secret; with a postgres datastore, turns "
+      "replica mode on", NULL },
     { "log-level", "DROVER_LOG_LEVEL", CFG_STRING, "info", 0, 0,
       "error, warn, info or debug", check_level },
+    { "audit-log", "DROVER_AUDIT_LOG", CFG_STRING, NULL, 0, 0,
+      "audit trail (JSON lines) of API changes and kube requests: a file, or - for "
+      "stderr; off by default; SIGHUP reopens it", NULL },
+    { "head-timeout", "DROVER_HEAD_TIMEOUT", CFG_DURATION, "10s", 500, 300000,
+      "time a client has for the TLS handshake and for each request head", NULL },
+    { "max-conns-per-ip", "DROVER_MAX_CONNS_PER_IP", CFG_INT, "512", 0, 1000000,
+      "connections one address may hold before a tunnel or proxy exchange "
+      "takes them (0 = no limit)", NULL },
+    { "max-connections", "DROVER_MAX_CONNECTIONS", CFG_INT, "0", 0, 10000000,
+      "connections of the whole server (0 = the open-files limit less 256)", NULL },
+    { "agent-max-streams", "DROVER_AGENT_MAX_STREAMS", CFG_INT, "64", 1, 65536,
+      "streams one agent may have open that it opened itself", NULL },
+    { "agent-max-queued", "DROVER_AGENT_MAX_QUEUED", CFG_SIZE, "4MiB", 1048576, 1073741824,
+      "bytes queued toward one agent before it is dropped as not reading", NULL },
 };
 #define NOPTS (sizeof(server_opts) / sizeof(server_opts[0]))
 
@@ -142,7 +166,8 @@ static int setup_tls(struct server *s, const struct netaddr *listen_addr)
         char listen_ip[64];
         netaddr_format(listen_addr, listen_ip, sizeof(listen_ip));
         *strrchr(listen_ip, ':') = '\0';
-        const char *hosts[2] = { listen_ip, NULL };
+        const char *hosts[3] = { listen_ip, NULL, NULL };
+        char adv[300];
         size_t nh = 1;
         if (listen_ip[0] == '[') {
             memmove(listen_ip, listen_ip + 1, strlen(listen_ip));
@@ -150,6 +175,8 @@ static int setup_tls(struct server *s, const struct netaddr *listen_addr)
         }
         if (url_parse(s->server_url, &u, &why) == 0)
             hosts[nh++] = u.host;
+        if (replica_tls_host(s, adv, sizeof(adv)))
+            hosts[nh++] = adv;
         if (tls_pki_ensure(dir, hosts, nh, &s->pki, err, sizeof(err)) < 0) {
             log_error("%s", err);
             return -1;
@@ -161,6 +188,25 @@ static int setup_tls(struct server *s, const struct netaddr *listen_addr)
         return -1;
     }
     return 0;
+}
+
+/* Raises the open-files limit to its hard maximum (every tunnel is a
+ * descriptor) and returns the connection cap: max-connections, or the limit
+ * less headroom for the datastore, logs and the loop's own descriptors. */
+static size_t connection_cap(struct server *s)
+{
+    struct rlimit rl;
+    int64_t set = cfg_int(&s->cfg, "max-connections");
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return (size_t)set;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (set > 0)
+        return (size_t)set;
+    return rl.rlim_cur > 512 ? (size_t)(rl.rlim_cur - 256) : (size_t)(rl.rlim_cur / 2);
 }
 
 static void on_answered(const struct hs_req *r, int status, uint64_t usec, void *ud)
@@ -191,6 +237,7 @@ static void on_store_ready(void *ud, struct db_pool *pool)
     rbacpush_set_pool(s->rbac, pool);
     api_set_pool(s->api, pool);
     s->pool = pool;
+    replica_store_ready(s, pool);
 }
 
 static void on_store_fatal(void *ud)
@@ -211,6 +258,8 @@ static void on_membership_changed(void *ud, const char *cluster)
     struct server *s = ud;
     if (s->rbac)
         rbacpush_changed(s->rbac, cluster);
+    if (s->peers)
+        peers_rbac_changed(s->peers, cluster);
 }
 
 static bool node_connected(void *ud, const char *cluster, const char *node)
@@ -269,6 +318,19 @@ static int start_api(struct server *s)
     return 0;
 }
 
+static int start_audit(struct server *s)
+{
+    char err[600];
+    const char *target = cfg_str(&s->cfg, "audit-log");
+    if (audit_open(target, err, sizeof(err)) < 0) {
+        log_error("audit-log: %s", err);
+        return -1;
+    }
+    if (target && target[0])
+        log_info("audit log: %s", strcmp(target, "-") == 0 ? "stderr" : target);
+    return 0;
+}
+
 static int start(struct server *s)
 {
     const char *why;
@@ -279,7 +341,12 @@ static int start(struct server *s)
     netaddr_format(&la, hp, sizeof(hp));
     snprintf(s->server_url, sizeof(s->server_url), url ? "%s" : "https://%s", url ? url : hp);
     const char *dir = cfg_str(&s->cfg, "data-dir");
-    if (ensure_dir(dir) < 0 || setup_tls(s, &la) < 0)
+    if (ensure_dir(dir) < 0)
+        return -1;
+    int rc = replica_prepare(s);
+    if (rc != 0)
+        return rc > 0 ? -2 : -1;
+    if (setup_tls(s, &la) < 0 || start_audit(s) < 0)
         return -1;
     remove_old_agent_token(dir);
     s->loop = loop_new();
@@ -288,15 +355,20 @@ static int start(struct server *s)
     struct tunnels_cfg tc = {
         .tunnel = { .ping_interval_ms = cfg_duration_ms(&s->cfg, "ping-interval"),
                     .dead_after_ms = cfg_duration_ms(&s->cfg, "dead-after"),
-                    .window = (uint32_t)cfg_size(&s->cfg, "stream-window") },
+                    .window = (uint32_t)cfg_size(&s->cfg, "stream-window"),
+                    .max_streams = (uint32_t)cfg_int(&s->cfg, "agent-max-streams") },
+        .agent_max_queued = cfg_size(&s->cfg, "agent-max-queued"),
     };
-    struct hs_cfg hc = { .on_answered = on_answered };
+    struct hs_cfg hc = { .on_answered = on_answered,
+                         .head_timeout_ms = cfg_duration_ms(&s->cfg, "head-timeout"),
+                         .max_conns_per_ip = (unsigned)cfg_int(&s->cfg, "max-conns-per-ip"),
+                         .max_conns = connection_cap(s) };
     if (!(s->tunnels = tunnels_new(s->loop, &tc)) ||
         !(s->https = hs_new(s->loop, s->tls, &hc, server_dispatch, s))) {
         log_error("out of memory");
         return -1;
     }
-    if (start_services(s) < 0)
+    if (start_services(s) < 0 || replica_start(s) < 0)
         return -1;
     if (hs_listen(s->https, &la, &why) < 0) {
         log_error("cannot listen on %s: %s", hp, why);
@@ -311,7 +383,7 @@ static int start(struct server *s)
     }
     struct datastore_cfg dc = { .datastore = cfg_str(&s->cfg, "datastore"), .data_dir = dir,
                                 .on_ready = on_store_ready, .on_fatal = on_store_fatal,
-                                .ud = s };
+                                .peer_id = s->peers ? s->peer_id : NULL, .ud = s };
     if (!(s->ds = datastore_start(s->loop, &dc)))
         return -1;
     log_info("drover-server %s listening on https://%s (server-url %s)", DROVER_VERSION,
@@ -348,6 +420,7 @@ static void shutdown_server(struct server *s)
     if (s->loop)
         loop_timer_stop(s->loop, &s->trim);
     relay_ports_free(s->relays);
+    replica_stop(s);
     s->pool = NULL;
     if (s->reports)
         reports_set_pool(s->reports, NULL);
@@ -359,6 +432,8 @@ static void shutdown_server(struct server *s)
     if (s->tunnels)
         tunnels_set_store(s->tunnels, NULL, NULL);
     api_free(s->api);
+    /* Before the tunnels: the peer links' spliced streams ride on them. */
+    replica_free(s);
     tunnels_free(s->tunnels);
     /* After the tunnels: closing them ends the streams these still hold. */
     reports_free(s->reports);
@@ -373,6 +448,7 @@ static void shutdown_server(struct server *s)
     if (s->tls)
         SSL_CTX_free(s->tls);
     tls_pki_free(&s->pki);
+    audit_close();
     cfg_free(&s->cfg);
 }
 
@@ -390,9 +466,10 @@ int main(int argc, char **argv)
     if (cfg_duration_ms(&s.cfg, "dead-after") <= cfg_duration_ms(&s.cfg, "ping-interval"))
         return usage_error("invalid dead-after: must be longer than ping-interval");
     signal(SIGPIPE, SIG_IGN);
-    if (start(&s) < 0) {
+    int st = start(&s);
+    if (st < 0) {
         shutdown_server(&s);
-        return 1;
+        return st == -2 ? 2 : 1;
     }
     if (loop_stop_on_signals(s.loop) < 0) {
         log_error("signalfd: %s", strerror(errno));

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "common/relay.h"
+#include "server/audit.h"
+#include "server/http_server.h"
 #include "server/kubeproxy.h"
 
 /* Latency buckets in seconds, as Prometheus histograms want them. */
@@ -88,6 +90,22 @@ static void put_pool(struct out *o, struct db_pool *pool)
         (unsigned long long)ps.lat_count, ps.lat_sum, (unsigned long long)ps.lat_count);
 }
 
+/* The audit writer's counters and the connections the limits turned away. */
+static void put_limits(struct out *o)
+{
+    put(o, "# HELP drover_audit_records_total Audit log lines written.\n"
+           "# TYPE drover_audit_records_total counter\ndrover_audit_records_total %llu\n"
+           "# HELP drover_audit_dropped_total Audit log lines lost (writer behind, write failed).\n"
+           "# TYPE drover_audit_dropped_total counter\ndrover_audit_dropped_total %llu\n",
+        (unsigned long long)audit_written(), (unsigned long long)audit_dropped());
+    put(o, "# HELP drover_connections_refused_total Connections closed at accept, by limit.\n"
+           "# TYPE drover_connections_refused_total counter\n"
+           "drover_connections_refused_total{limit=\"per_ip\"} %llu\n"
+           "drover_connections_refused_total{limit=\"total\"} %llu\n",
+        (unsigned long long)hs_refused(HS_REFUSED_PER_IP),
+        (unsigned long long)hs_refused(HS_REFUSED_TOTAL));
+}
+
 char *metrics_render(struct tunnels *ts, struct db_pool *pool, size_t *len)
 {
     struct out o = { .buf = malloc(8192), .cap = 8192 };
@@ -116,6 +134,7 @@ char *metrics_render(struct tunnels *ts, struct db_pool *pool, size_t *len)
             "# TYPE drover_kube_exchanges_open gauge\ndrover_kube_exchanges_open %lu\n",
         kubeproxy_active());
     put_pool(&o, pool);
+    put_limits(&o);
     put(&o, "# HELP drover_http_requests_total HTTP requests answered, by status code.\n"
             "# TYPE drover_http_requests_total counter\n");
     for (int c = 100; c < 600; c++)

@@ -83,6 +83,15 @@ void server_dispatch(struct hs_req *r, void *ud)
         tunnels_connect(s->tunnels, r);
         return;
     }
+    if (path_is(r, "/v3/peer")) {
+        if (!s->peers)
+            hs_error(r, 404, "NotFound", "this server runs without replicas");
+        else if (!hs_method_is(r, "GET"))
+            hs_error(r, 405, "MethodNotAllowed", "use GET with a websocket upgrade");
+        else
+            peers_accept(s->peers, r);
+        return;
+    }
     if (get && path_is(r, "/cacerts")) {
         hs_respond(r, 200, "application/x-pem-file", s->pki.ca_pem, s->pki.ca_pem_len, NULL);
         return;

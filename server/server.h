@@ -13,7 +13,9 @@
 #include "server/api.h"
 #include "server/datastore.h"
 #include "server/http_server.h"
+#include "server/leases.h"
 #include "server/linkstate.h"
+#include "server/peers.h"
 #include "server/rbacpush.h"
 #include "server/reports.h"
 #include "server/relay_ports.h"
@@ -34,6 +36,11 @@ struct server {
     struct rbacpush *rbac;      /* RBAC bindings pushed to cluster agents */
     struct linkstate *ls;       /* once the datastore is ready */
     struct db_pool *pool;       /* likewise (owned by ds) */
+    struct peers *peers;        /* several replicas (docs/REPLICAS.md), else NULL */
+    struct lease *ctl;          /* the run-once controllers' lease */
+    char peer_id[64];           /* this replica (also the lease holder name) */
+    char *peer_token;           /* from peer-token-file; NULL on a single server */
+    size_t peer_token_len;
     char server_url[512];
     bool fatal;                 /* stopped because start-up failed */
 };

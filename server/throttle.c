@@ -125,6 +125,26 @@ uint64_t throttle_fail(struct throttle *t, const char *user, const char *addr,
     return throttle_delay(nu > na ? nu : na);
 }
 
+static uint64_t wait_for(const struct throttle *t, char kind, const char *name,
+                         uint64_t now)
+{
+    char key[KEY_MAX];
+    snprintf(key, sizeof(key), "%c:%s", kind, name);
+    const struct entry *e = hmap_get(t->m, key);
+    if (!e || !e->count || now - e->last_ms >= t->forget_ms)
+        return 0;
+    uint64_t until = e->last_ms + throttle_delay(e->count);
+    return until > now ? until - now : 0;
+}
+
+uint64_t throttle_wait(const struct throttle *t, const char *user, const char *addr,
+                       uint64_t now_ms)
+{
+    uint64_t wu = user ? wait_for(t, 'u', user, now_ms) : 0;
+    uint64_t wa = addr ? wait_for(t, 'a', addr, now_ms) : 0;
+    return wu > wa ? wu : wa;
+}
+
 void throttle_success(struct throttle *t, const char *user)
 {
     char key[KEY_MAX];

@@ -28,6 +28,12 @@ void throttle_free(struct throttle *t);
  * returns the delay in ms to wait before answering it. */
 uint64_t throttle_fail(struct throttle *t, const char *user, const char *addr,
                        uint64_t now_ms);
+/* How long (ms) user or addr (either may be NULL) is still held back at
+ * now_ms: the delay of its last failure not yet over; 0 if free. A login
+ * that would start hashing meanwhile is refused instead, so parallel
+ * guesses cannot go around the delay. */
+uint64_t throttle_wait(const struct throttle *t, const char *user, const char *addr,
+                       uint64_t now_ms);
 /* A successful login of user. */
 void throttle_success(struct throttle *t, const char *user);
 /* The delay for the count-th failure in a row (count >= 1). */

@@ -49,6 +49,7 @@ struct tunnels {
     struct tunnels_hooks hooks;
     uint64_t grace_until;       /* no node agent stands in before this */
     struct loop_timer grace;
+    struct tunnels_remote remote;   /* other replicas, if any */
 };
 
 struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg)
@@ -371,6 +372,33 @@ struct tunnel *tunnels_for_cluster(struct tunnels *ts, const char *cluster)
     return NULL;
 }
 
+void tunnels_set_remote(struct tunnels *ts, const struct tunnels_remote *r)
+{
+    if (r)
+        ts->remote = *r;
+    else
+        memset(&ts->remote, 0, sizeof(ts->remote));
+}
+
+bool tunnels_reachable(struct tunnels *ts, const char *cluster)
+{
+    return tunnels_for_cluster(ts, cluster) ||
+           (ts->remote.reachable && ts->remote.reachable(ts->remote.ud, cluster));
+}
+
+struct tun_stream *tunnels_open_stream(struct tunnels *ts, const char *cluster,
+                                       const char *service, const void *meta,
+                                       size_t meta_len, const struct tun_stream_ops *ops,
+                                       void *ud)
+{
+    struct tunnel *t = tunnels_for_cluster(ts, cluster);
+    if (t)
+        return tun_stream_open(t, service, meta, meta_len, ops, ud);
+    if (ts->remote.open)
+        return ts->remote.open(ts->remote.ud, cluster, service, meta, meta_len, ops, ud);
+    return NULL;
+}
+
 /* ---- /v3/connect ---- */
 
 static bool valid_id(const char *s, size_t n)
@@ -449,6 +477,11 @@ static void admit(struct tunnels *ts, struct hs_req *r, struct link *lk,
     lk->ts = ts;
     lk->since_ms = loop_now_ms(ts->loop);
     struct conn *c = hs_takeover(r);
+    if (c && ts->cfg.agent_max_queued)
+        conn_set_out_cap(c, ts->cfg.agent_max_queued);
+    if (c)
+        conn_set_write_stall(c, ts->cfg.tunnel.dead_after_ms ? ts->cfg.tunnel.dead_after_ms
+                                                             : 15000);
     if (!c || conn_write(c, answer, alen) < 0) {
         if (c)
             conn_close(c);

@@ -42,6 +42,9 @@ struct tunnels;
 
 struct tunnels_cfg {
     struct tunnel_cfg tunnel;
+    /* Bytes queued toward one agent before it is dropped (0 = conn's
+     * default); an agent that reads nothing for dead-after is dropped too. */
+    size_t agent_max_queued;
 };
 
 struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg);
@@ -78,6 +81,30 @@ void tunnels_drop_cluster(struct tunnels *ts, const char *cluster);
 /* The tunnel that carries new streams for cluster: the cluster agent's, else
  * the acting node agent's; NULL if neither is up. */
 struct tunnel *tunnels_for_cluster(struct tunnels *ts, const char *cluster);
+
+/*
+ * Where streams for clusters without a local link go (several replicas:
+ * server/peers.c reaches the replica holding the link). open returns a
+ * stream carried to the cluster, or NULL; reachable says whether open has
+ * a chance.
+ */
+struct tunnels_remote {
+    struct tun_stream *(*open)(void *ud, const char *cluster, const char *service,
+                               const void *meta, size_t meta_len,
+                               const struct tun_stream_ops *ops, void *sud);
+    bool (*reachable)(void *ud, const char *cluster);
+    void *ud;
+};
+/* Copied; NULL clears. */
+void tunnels_set_remote(struct tunnels *ts, const struct tunnels_remote *r);
+/* Whether a stream to cluster can be opened here or through a peer. */
+bool tunnels_reachable(struct tunnels *ts, const char *cluster);
+/* Opens a stream for service to cluster: over the local link if there is
+ * one, else through the replica holding it; NULL if neither. */
+struct tun_stream *tunnels_open_stream(struct tunnels *ts, const char *cluster,
+                                       const char *service, const void *meta,
+                                       size_t meta_len, const struct tun_stream_ops *ops,
+                                       void *ud);
 
 /* Whether node has a node-agent tunnel up in cluster. */
 bool tunnels_node_connected(struct tunnels *ts, const char *cluster, const char *node);

@@ -231,7 +231,8 @@ START_TEST(shutdown_in_flight)
     dtest_stop_server(&d);
     for (int i = 0; i < N; i++) {
         pthread_join(th[i], NULL);
-        ck_assert_msg(p[i].status == 401 || p[i].status == 503 || p[i].status == -1,
+        ck_assert_msg(p[i].status == 401 || p[i].status == 429 || p[i].status == 503 ||
+                          p[i].status == -1,
                       "login %d: %d", i, p[i].status);
     }
 }

@@ -88,6 +88,32 @@ static int read_exact(struct rawws *w, uint8_t *p, size_t n, long long deadline)
     return 1;
 }
 
+int rawws_recv(struct rawws *w, int timeout_ms, uint8_t *opcode, uint8_t *buf, size_t cap,
+               size_t *len)
+{
+    long long deadline = mono_ms() + timeout_ms;
+    uint8_t h[10];
+    int r = read_exact(w, h, 2, deadline);
+    if (r <= 0)
+        return r;
+    uint64_t plen = h[1] & 0x7f;
+    if (plen == 126 || plen == 127) {
+        size_t extra = plen == 126 ? 2 : 8;
+        if ((r = read_exact(w, h + 2, extra, deadline)) <= 0)
+            return r;
+        plen = 0;
+        for (size_t i = 0; i < extra; i++)
+            plen = plen << 8 | h[2 + i];
+    }
+    if (plen > cap)
+        return 0;
+    if (plen && (r = read_exact(w, buf, plen, deadline)) <= 0)
+        return r;
+    *opcode = h[0] & 0x0f;
+    *len = plen;
+    return 1;
+}
+
 int rawws_wait_close(struct rawws *w, int timeout_ms, char *reason, size_t cap)
 {
     long long deadline = mono_ms() + timeout_ms;

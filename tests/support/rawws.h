@@ -26,6 +26,10 @@ int rawws_send(struct rawws *w, uint8_t opcode, const void *p, size_t len);
 /* Reads frames until a close frame arrives (returns its code), the
  * connection ends (returns 0) or timeout_ms passes (-1). */
 int rawws_wait_close(struct rawws *w, int timeout_ms, char *reason, size_t cap);
+/* Reads the next websocket frame (opcode and payload of at most cap bytes).
+ * 1, 0 if the connection ended (or the frame is too big), -1 on timeout. */
+int rawws_recv(struct rawws *w, int timeout_ms, uint8_t *opcode, uint8_t *buf, size_t cap,
+               size_t *len);
 void rawws_free(struct rawws *w);
 
 #endif

@@ -7,6 +7,13 @@
  *   loadagents --server https://127.0.0.1:8443 --token T --cluster C
  *              --ca-checksum SUM --count N [--prefix load] [--rate R]
  *              [--hold SECS] [--source-ips 127.0.0.2-127.0.0.9]
+ *   loadagents --server URL[,URL...] --clusters FILE --ca-checksum SUM ...
+ *
+ * With --clusters, each line of FILE ("ID TOKEN") is one cluster whose
+ * cluster agent is played (role cluster), and --count defaults to the number
+ * of lines. --server may list several replicas: agent i starts at replica
+ * i mod n and moves to the next one whenever its link drops, as the real
+ * agents fail over.
  *
  * Connects N tunnels at up to R new connections per second (default 500),
  * prints "connected=N secs=S" once all are up (and a line each second while
@@ -32,9 +39,12 @@
 #include "proto/frame.h"
 #include "proto/ws.h"
 
+#define MAX_SERVERS 8
+
 struct agent {
     struct load *ld;
     int index;
+    int server;                 /* index into ld->servers */
     bool redial;                /* dropped: the tick dials it again */
     struct ws *ws;
     struct tunnel *t;
@@ -44,9 +54,12 @@ struct agent {
 struct load {
     struct loop *loop;
     SSL_CTX *ctx;
-    struct url url;
+    struct url url;             /* servers[0], for the CA */
     struct netaddr addr;
-    const char *token, *cluster, *prefix;
+    struct url servers[MAX_SERVERS];
+    struct netaddr addrs[MAX_SERVERS];
+    int nservers;
+    const char *token, *cluster, *prefix, *clusters;
     int count, rate, hold_secs, connected, next_dial, attempts, failures;
     struct agent *agents;
     struct loop_timer tick;
@@ -62,6 +75,7 @@ static void on_down(struct tunnel *t, const char *why)
     (void)why;
     a->t = NULL;
     a->ld->connected--;
+    a->server = (a->server + 1) % a->ld->nservers;
     dial(a);    /* like an agent: come straight back (the tick paces retries) */
 }
 
@@ -93,6 +107,7 @@ static void on_close(struct ws *w, const char *why)
     a->ws = NULL;
     if (a->ld->failures++ < 5)
         fprintf(stderr, "loadagents: agent %d: %s\n", a->index, why);
+    a->server = (a->server + 1) % a->ld->nservers;
     a->redial = true;
 }
 
@@ -102,14 +117,16 @@ static void dial(struct agent *a)
 {
     struct load *ld = a->ld;
     a->redial = false;
+    const struct url *u = &ld->servers[a->server];
     struct ws_client_opts o = {
-        .path = "/v3/connect", .host = ld->url.host, .host_is_ip = ld->url.host_is_ip,
+        .path = "/v3/connect", .host = u->host, .host_is_ip = u->host_is_ip,
         .subprotocol = TUN_SUBPROTOCOL, .extra_headers = a->headers,
         .max_message = TUN_MAX_MESSAGE,
     };
     ld->attempts++;
-    a->ws = ws_client_connect(ld->loop, (struct sockaddr *)&ld->addr.ss, ld->addr.len,
-                              ld->ctx, &o, &wops, a);
+    const struct netaddr *na = &ld->addrs[a->server];
+    a->ws = ws_client_connect(ld->loop, (struct sockaddr *)&na->ss, na->len, ld->ctx, &o,
+                              &wops, a);
     if (!a->ws)
         a->redial = true;
 }
@@ -163,23 +180,78 @@ static int pin(struct load *ld, const char *sum)
     return ld->ctx ? 0 : -1;
 }
 
-static int setup(struct load *ld, const char *server, const char *sum)
+static int parse_servers(struct load *ld, const char *list)
 {
-    const char *why;
-    if (url_parse(server, &ld->url, &why) < 0 || !ld->url.host_is_ip ||
-        netaddr_from_ip(ld->url.host, ld->url.port, &ld->addr) < 0) {
-        fprintf(stderr, "loadagents: --server must be https://IP:PORT\n");
+    char buf[2048];
+    snprintf(buf, sizeof(buf), "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        const char *why;
+        struct url *u = &ld->servers[ld->nservers];
+        if (ld->nservers == MAX_SERVERS || url_parse(t, u, &why) < 0 || !u->host_is_ip ||
+            netaddr_from_ip(u->host, u->port, &ld->addrs[ld->nservers]) < 0) {
+            fprintf(stderr, "loadagents: --server must be https://IP:PORT[,...] (at most %d)\n",
+                    MAX_SERVERS);
+            return -1;
+        }
+        ld->nservers++;
+    }
+    if (!ld->nservers)
+        return -1;
+    ld->url = ld->servers[0];
+    ld->addr = ld->addrs[0];
+    return 0;
+}
+
+/* "ID TOKEN" lines: one cluster agent each. */
+static int read_clusters(struct load *ld, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "loadagents: cannot open %s\n", path);
         return -1;
     }
+    char line[512], id[64], tok[256];
+    int n = 0;
+    while (fgets(line, sizeof(line), f) && n < ld->count)
+        if (sscanf(line, "%63s %255s", id, tok) == 2)
+            snprintf(ld->agents[n++].headers, sizeof(ld->agents[0].headers),
+                     "Authorization: Bearer %s\r\nX-Drover-Cluster: %s\r\n"
+                     "X-Drover-Role: cluster\r\n", tok, id);
+    fclose(f);
+    ld->count = n;
+    return n > 0 ? 0 : -1;
+}
+
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    int n = 0, c;
+    if (!f)
+        return 0;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+static int setup(struct load *ld, const char *server, const char *sum)
+{
+    if (parse_servers(ld, server) < 0)
+        return -1;
     if (pin(ld, sum) < 0)
         return -1;
     ld->agents = calloc((size_t)ld->count, sizeof(*ld->agents));
     if (!ld->agents)
         return -1;
+    if (ld->clusters && read_clusters(ld, ld->clusters) < 0)
+        return -1;
     for (int i = 0; i < ld->count; i++) {
         struct agent *a = &ld->agents[i];
         a->ld = ld;
         a->index = i;
+        a->server = i % ld->nservers;
+        if (ld->clusters)
+            continue;
         snprintf(a->headers, sizeof(a->headers),
                  "Authorization: Bearer %s\r\nX-Drover-Cluster: %s\r\n"
                  "X-Drover-Role: node\r\nX-Drover-Node: %s-%d\r\n",
@@ -201,7 +273,8 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "server", 1, 0, 's' }, { "token", 1, 0, 't' }, { "cluster", 1, 0, 'c' },
         { "ca-checksum", 1, 0, 'k' }, { "count", 1, 0, 'n' }, { "prefix", 1, 0, 'p' },
-        { "rate", 1, 0, 'r' }, { "hold", 1, 0, 'h' }, { 0, 0, 0, 0 },
+        { "rate", 1, 0, 'r' }, { "hold", 1, 0, 'h' }, { "clusters", 1, 0, 'C' },
+        { 0, 0, 0, 0 },
     };
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -214,12 +287,17 @@ int main(int argc, char **argv)
         case 'p': ld.prefix = optarg; break;
         case 'r': ld.rate = (int)strtol(optarg, NULL, 10); break;
         case 'h': ld.hold_secs = (int)strtol(optarg, NULL, 10); break;
+        case 'C': ld.clusters = optarg; break;
         default: return 2;
         }
     }
-    if (!server || !ld.token || !ld.cluster || !sum || ld.count <= 0 || ld.rate <= 0) {
-        fprintf(stderr, "usage: loadagents --server URL --token T --cluster C "
-                        "--ca-checksum SUM --count N [--prefix P] [--rate R] [--hold SECS]\n");
+    if (ld.clusters && ld.count <= 0)
+        ld.count = count_lines(ld.clusters);
+    if (!server || (!ld.clusters && (!ld.token || !ld.cluster)) || !sum || ld.count <= 0 ||
+        ld.rate <= 0) {
+        fprintf(stderr, "usage: loadagents --server URL[,URL...] (--token T --cluster C | "
+                        "--clusters FILE) --ca-checksum SUM [--count N] [--prefix P] "
+                        "[--rate R] [--hold SECS]\n");
         return 2;
     }
     log_init("loadagents", LOG_ERROR);

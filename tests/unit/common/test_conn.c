@@ -680,6 +680,44 @@ START_TEST(close_after_flush_gives_up_after_linger)
 }
 END_TEST
 
+/* A peer that takes nothing for the stall time is dropped (on_close with a
+ * reason); one that reads slowly but steadily is not. */
+static bool a_closed(void *ud)
+{
+    (void)ud;
+    return P.a.closes > 0;
+}
+
+START_TEST(write_stall_drops_a_peer_that_never_reads)
+{
+    pair_open(false);
+    P.b.mode = R_HOLD;
+    P.a.tx_total = 12 * MB;
+    P.a.hw = 16 * MB;
+    conn_set_write_stall(P.a.c, 300);
+    pump(&P.a);
+    ck_assert(unit_run_until(L, a_closed, NULL, 10000));
+    ck_assert_msg(strstr(P.a.why, "stopped reading"), "why: %s", P.a.why);
+    P.a.c = NULL;
+    pair_teardown();
+}
+END_TEST
+
+START_TEST(write_stall_spares_a_slow_reader)
+{
+    pair_open(false);
+    P.b.mode = R_RANDOM;
+    P.a.tx_total = 10 * MB;
+    P.a.hw = 1 * MB;
+    conn_set_write_stall(P.a.c, 2000);
+    pump(&P.a);
+    ck_assert(unit_run_until(L, b_got_all, NULL, 60000));
+    ck_assert_int_eq(P.a.closes, 0);
+    ck_assert_uint_eq(P.b.bad_at, 0);
+    pair_teardown();
+}
+END_TEST
+
 /* ---- output cap ---- */
 
 START_TEST(out_cap_refuses_and_keeps_the_queue)
@@ -895,12 +933,6 @@ START_TEST(tls_server_writes_from_on_open)
 }
 END_TEST
 
-static bool a_closed(void *ud)
-{
-    (void)ud;
-    return P.a.closes > 0;
-}
-
 static bool both_closed(void *ud)
 {
     (void)ud;
@@ -1068,6 +1100,8 @@ Suite *suite_common_conn(void)
     tcase_add_test(wr, tls_close_after_flush_delivers_everything);
     tcase_add_test(wr, close_after_flush_with_nothing_queued_closes_now);
     tcase_add_test(wr, close_after_flush_gives_up_after_linger);
+    tcase_add_test(wr, write_stall_drops_a_peer_that_never_reads);
+    tcase_add_test(wr, write_stall_spares_a_slow_reader);
     tcase_add_test(wr, out_cap_refuses_and_keeps_the_queue);
     tcase_add_test(tls, tls_client_writes_from_on_open);
     tcase_add_test(tls, tls_server_writes_from_on_open);

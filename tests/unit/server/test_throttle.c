@@ -81,6 +81,24 @@ START_TEST(bounded)
 }
 END_TEST
 
+/* While a failure's delay runs, its user and address are held back. */
+START_TEST(wait_until_the_delay_is_over)
+{
+    struct throttle *t = throttle_new(0, 60000);
+    ck_assert_int_eq(throttle_wait(t, "alice", "10.0.0.1", 1000), 0);
+    ck_assert_int_eq(throttle_fail(t, "alice", "10.0.0.1", 1000), 250);
+    ck_assert_int_eq(throttle_wait(t, NULL, "10.0.0.1", 1100), 150);
+    ck_assert_int_eq(throttle_wait(t, "alice", NULL, 1000), 250);
+    ck_assert_int_eq(throttle_wait(t, NULL, "10.0.0.2", 1100), 0);
+    ck_assert_int_eq(throttle_wait(t, NULL, "10.0.0.1", 1250), 0);
+    ck_assert_int_eq(throttle_fail(t, "bob", "10.0.0.1", 2000), 500);
+    ck_assert_int_eq(throttle_wait(t, "carol", "10.0.0.1", 2100), 400);
+    /* Forgotten after the quiet period. */
+    ck_assert_int_eq(throttle_wait(t, NULL, "10.0.0.1", 2000 + 60000), 0);
+    throttle_free(t);
+}
+END_TEST
+
 Suite *suite_server_throttle(void)
 {
     Suite *s = suite_create("server_throttle");
@@ -89,6 +107,7 @@ Suite *suite_server_throttle(void)
     tcase_add_test(tc, per_user_and_per_address);
     tcase_add_test(tc, success_and_forgetting);
     tcase_add_test(tc, bounded);
+    tcase_add_test(tc, wait_until_the_delay_is_over);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,738 @@
+/*
+ * peers: membership, tunnel owners and the peer links. See peers.h.
+ */
+#include "server/peers.h"
+
+#include <jansson.h>
+#include <netdb.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/backoff.h"
+#include "common/hmap.h"
+#include "common/log.h"
+#include "common/netaddr.h"
+#include "common/tls.h"
+#include "common/url.h"
+#include "common/wsconn.h"
+#include "proto/frame.h"
+#include "proto/ws.h"
+#include "server/auth.h"
+#include "server/splice.h"
+#include "server/store.h"
+#include "server/store_peers.h"
+
+#define TICK_MS         1000
+#define REAP_EVERY      3           /* ticks */
+#define URL_MAX         512
+#define PEER_PREFIX     "peer."
+/* Refresh results larger than this are cut (and logged): a bound on what
+ * one heartbeat may allocate. */
+#define MAX_ROWS        1000000
+
+/* ---- outgoing links ---- */
+
+struct member {
+    struct peers *p;
+    char id[PEERS_ID_MAX + 1];
+    char url[URL_MAX];
+    struct ws *ws;              /* dialing */
+    struct tunnel *t;           /* up */
+    struct backoff bo;
+    struct loop_timer retry;
+    bool seen;                  /* in the last refresh */
+};
+
+/* An incoming link: another replica's streams for our clusters. */
+struct inlink {
+    struct peers *p;
+    struct tunnel *t;
+    char id[PEERS_ID_MAX + 1];
+    struct inlink *prev, *next;
+};
+
+struct peers {
+    struct loop *loop;
+    struct tunnels *ts;
+    struct db_pool *pool;
+    struct peers_cfg cfg;
+    char id[PEERS_ID_MAX + 1];
+    char url[URL_MAX];
+    char *token;
+    char token_hash[AUTH_HEX_SHA256];
+    SSL_CTX *ctx;
+    char headers[PEERS_ID_MAX + 128];   /* the id line; the token goes apart */
+    char *auth_headers;
+    struct hmap *members;       /* id -> struct member (other live replicas) */
+    struct hmap *owners;        /* cluster -> malloc'd peer id */
+    struct inlink *incoming;
+    struct loop_timer tick;
+    bool inflight, controller;
+    unsigned ticks;
+};
+
+static void dial(struct member *m);
+
+static void on_retry(struct loop_timer *t)
+{
+    dial((struct member *)((char *)t - offsetof(struct member, retry)));
+}
+
+static void out_open(struct tunnel *t, struct tun_stream *s, const char *service,
+                     const uint8_t *meta, size_t meta_len)
+{
+    (void)t;
+    (void)service;
+    (void)meta;
+    (void)meta_len;
+    tun_stream_reset(s, TUN_RESET_REFUSED, "streams go the other way on this link");
+}
+
+static void out_down(struct tunnel *t, const char *why)
+{
+    struct member *m = tunnel_ud(t);
+    m->t = NULL;
+    uint64_t d = backoff_next(&m->bo);
+    log_warn("peer %s: link down (%s); redialing in %llu ms", m->id, why,
+             (unsigned long long)d);
+    loop_timer_start(m->p->loop, &m->retry, d, on_retry);
+}
+
+static const struct tunnel_ops out_tunnel_ops = {
+    .on_open = out_open,
+    .on_down = out_down,
+};
+
+static void on_ws_open(struct ws *w)
+{
+    struct member *m = ws_ud(w);
+    m->ws = NULL;
+    m->t = tunnel_new(m->p->loop, w, false, &m->p->cfg.tunnel, &out_tunnel_ops, m);
+    if (!m->t) {
+        loop_timer_start(m->p->loop, &m->retry, backoff_next(&m->bo), on_retry);
+        return;
+    }
+    backoff_reset(&m->bo);
+    log_info("peer %s: link up (%s)", m->id, m->url);
+}
+
+static void on_ws_close(struct ws *w, const char *why)
+{
+    struct member *m = ws_ud(w);
+    m->ws = NULL;
+    uint64_t d = backoff_next(&m->bo);
+    log_warn("peer %s: cannot link to %s: %s; retrying in %llu ms", m->id, m->url, why,
+             (unsigned long long)d);
+    loop_timer_start(m->p->loop, &m->retry, d, on_retry);
+}
+
+static const struct ws_ops out_ws_ops = {
+    .on_open = on_ws_open,
+    .on_close = on_ws_close,
+};
+
+static int resolve(const struct url *u, struct netaddr *out)
+{
+    if (u->host_is_ip)
+        return netaddr_from_ip(u->host, u->port, out) == 0 ? 0 : -1;
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+    char port[8];
+    snprintf(port, sizeof(port), "%d", u->port);
+    if (getaddrinfo(u->host, port, &hints, &res) != 0 || !res)
+        return -1;
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void dial(struct member *m)
+{
+    struct peers *p = m->p;
+    struct url u;
+    struct netaddr na;
+    const char *why = NULL;
+    if (url_parse(m->url, &u, &why) < 0 || resolve(&u, &na) < 0) {
+        log_warn("peer %s: cannot dial %s: %s", m->id, m->url,
+                 why ? why : "cannot resolve");
+        loop_timer_start(p->loop, &m->retry, backoff_next(&m->bo), on_retry);
+        return;
+    }
+    struct ws_client_opts o = {
+        .path = "/v3/peer", .host = u.host, .host_is_ip = u.host_is_ip,
+        .subprotocol = TUN_SUBPROTOCOL, .extra_headers = p->auth_headers,
+        .max_message = TUN_MAX_MESSAGE,
+    };
+    m->ws = ws_client_connect(p->loop, (const struct sockaddr *)&na.ss, na.len, p->ctx, &o,
+                              &out_ws_ops, m);
+    if (!m->ws)
+        loop_timer_start(p->loop, &m->retry, backoff_next(&m->bo), on_retry);
+}
+
+static void member_free(struct member *m)
+{
+    loop_timer_stop(m->p->loop, &m->retry);
+    if (m->t)
+        tunnel_close(m->t, WS_CLOSE_GOING_AWAY, "replica leaving");
+    if (m->ws)
+        ws_close(m->ws, WS_CLOSE_GOING_AWAY, "replica leaving");
+    free(m);
+}
+
+/* ---- routing (the tunnels' remote hook) ---- */
+
+const char *peers_owner(struct peers *p, const char *cluster)
+{
+    return hmap_get(p->owners, cluster);
+}
+
+static struct tunnel *link_to_owner(struct peers *p, const char *cluster)
+{
+    const char *owner = peers_owner(p, cluster);
+    if (!owner || strcmp(owner, p->id) == 0)
+        return NULL;
+    struct member *m = hmap_get(p->members, owner);
+    return m ? m->t : NULL;
+}
+
+static bool remote_reachable(void *ud, const char *cluster)
+{
+    return link_to_owner(ud, cluster) != NULL;
+}
+
+static struct tun_stream *remote_open(void *ud, const char *cluster, const char *service,
+                                      const void *meta, size_t meta_len,
+                                      const struct tun_stream_ops *ops, void *sud)
+{
+    struct peers *p = ud;
+    struct tunnel *t = link_to_owner(p, cluster);
+    char svc[TUN_MAX_SERVICE + 1];
+    size_t cl = strlen(cluster);
+    int n = snprintf(svc, sizeof(svc), PEER_PREFIX "%s", service);
+    if (!t || n < 0 || (size_t)n > TUN_MAX_SERVICE || cl + 1 + meta_len > TUN_MAX_META)
+        return NULL;
+    char m[TUN_MAX_META];
+    memcpy(m, cluster, cl);
+    m[cl] = '\n';
+    if (meta_len)
+        memcpy(m + cl + 1, meta, meta_len);
+    return tun_stream_open(t, svc, m, cl + 1 + meta_len, ops, sud);
+}
+
+/* ---- incoming links ---- */
+
+static void in_open(struct tunnel *t, struct tun_stream *s, const char *service,
+                    const uint8_t *meta, size_t meta_len)
+{
+    struct inlink *in = tunnel_ud(t);
+    struct peers *p = in->p;
+    const uint8_t *nl = meta_len ? memchr(meta, '\n', meta_len) : NULL;
+    size_t plen = strlen(PEER_PREFIX);
+    if (strncmp(service, PEER_PREFIX, plen) != 0 || !nl || nl == meta ||
+        (size_t)(nl - meta) > PEERS_ID_MAX) {
+        tun_stream_reset(s, TUN_RESET_PROTOCOL, "expected peer.<service> and a cluster");
+        return;
+    }
+    char cluster[PEERS_ID_MAX + 1];
+    memcpy(cluster, meta, (size_t)(nl - meta));
+    cluster[nl - meta] = '\0';
+    /* Only a local link: a stream is forwarded one hop, never bounced on. */
+    struct tunnel *agent = tunnels_for_cluster(p->ts, cluster);
+    char why[200];
+    if (!agent) {
+        snprintf(why, sizeof(why), "cluster %s is not connected to replica %s", cluster,
+                 p->id);
+        tun_stream_reset(s, TUN_RESET_UNAVAILABLE, why);
+        return;
+    }
+    size_t rest = meta_len - (size_t)(nl - meta) - 1;
+    struct tun_stream *out = tun_stream_open(agent, service + plen, nl + 1, rest, NULL, NULL);
+    if (!out) {
+        tun_stream_reset(s, TUN_RESET_UNAVAILABLE, "the cluster link is busy");
+        return;
+    }
+    splice_join(s, out);
+}
+
+static void in_unlink(struct inlink *in)
+{
+    struct peers *p = in->p;
+    if (in->prev)
+        in->prev->next = in->next;
+    else
+        p->incoming = in->next;
+    if (in->next)
+        in->next->prev = in->prev;
+}
+
+static void in_down(struct tunnel *t, const char *why)
+{
+    struct inlink *in = tunnel_ud(t);
+    log_info("peer %s: incoming link down (%s)", in->id, why);
+    in_unlink(in);
+    free(in);
+}
+
+static void in_control(struct tunnel *t, const uint8_t *json, size_t len)
+{
+    struct inlink *in = tunnel_ud(t);
+    struct peers *p = in->p;
+    json_t *j = json_loadb((const char *)json, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(j, "type"));
+    const char *cluster = json_string_value(json_object_get(j, "cluster"));
+    if (type && cluster && strcmp(type, "rbac-changed") == 0 &&
+        strlen(cluster) <= PEERS_ID_MAX && p->cfg.on_rbac_changed)
+        p->cfg.on_rbac_changed(p->cfg.ud, cluster);
+    json_decref(j);
+}
+
+static const struct tunnel_ops in_tunnel_ops = {
+    .on_open = in_open,
+    .on_control = in_control,
+    .on_down = in_down,
+};
+
+struct notice {
+    const char *msg;
+    size_t len;
+};
+
+static void send_notice(const char *key, void *val, void *ud)
+{
+    struct member *m = val;
+    struct notice *n = ud;
+    (void)key;
+    if (m->t)
+        tunnel_send_control(m->t, n->msg, n->len);
+}
+
+void peers_rbac_changed(struct peers *p, const char *cluster)
+{
+    json_t *j = json_pack("{s:s,s:s}", "type", "rbac-changed", "cluster", cluster);
+    char *msg = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!msg)
+        return;
+    struct notice n = { msg, strlen(msg) };
+    hmap_each(p->members, send_notice, &n);
+    free(msg);
+}
+
+/* Constant time, whatever the lengths: both sides are hashed first. */
+static bool token_ok(struct peers *p, const struct hs_req *r)
+{
+    const struct http_header *h = hs_header(r, "authorization");
+    if (!h || h->value_len < 8 || h->value_len > PEERS_TOKEN_MAX + 7 ||
+        strncasecmp(h->value, "bearer ", 7) != 0)
+        return false;
+    char hash[AUTH_HEX_SHA256];
+    auth_sha256_hex(h->value + 7, h->value_len - 7, hash);
+    return CRYPTO_memcmp(hash, p->token_hash, sizeof(hash)) == 0;
+}
+
+void peers_accept(struct peers *p, struct hs_req *r)
+{
+    char answer[512], id[PEERS_ID_MAX + 1] = "?";
+    const char *why = NULL;
+    const struct http_header *ph = hs_header(r, "x-drover-peer");
+    if (ph && ph->value_len && ph->value_len <= PEERS_ID_MAX) {
+        memcpy(id, ph->value, ph->value_len);
+        id[ph->value_len] = '\0';
+    }
+    ssize_t alen = ws_upgrade_answer(hs_request(r), TUN_SUBPROTOCOL, answer, sizeof(answer),
+                                     &why);
+    if (alen < 0) {
+        hs_error(r, 400, "BadRequest", "%s", why);
+        return;
+    }
+    if (!token_ok(p, r)) {
+        log_warn("refused a peer link from %s: bad peer token", hs_peer(r));
+        hs_error(r, 401, "Unauthorized", "invalid peer token");
+        return;
+    }
+    struct inlink *in = calloc(1, sizeof(*in));
+    if (!in) {
+        hs_error(r, 503, "ServiceUnavailable", "out of memory");
+        return;
+    }
+    in->p = p;
+    snprintf(in->id, sizeof(in->id), "%s", id);
+    struct conn *c = hs_takeover(r);
+    if (!c || conn_write(c, answer, (size_t)alen) < 0) {
+        if (c)
+            conn_close(c);
+        free(in);
+        return;
+    }
+    struct ws *w = ws_server_attach(c, NULL, 0, TUN_MAX_MESSAGE, NULL, NULL);
+    if (!w) {
+        free(in);
+        return;
+    }
+    in->t = tunnel_new(p->loop, w, true, &p->cfg.tunnel, &in_tunnel_ops, in);
+    if (!in->t) {
+        free(in);
+        return;
+    }
+    in->next = p->incoming;
+    if (p->incoming)
+        p->incoming->prev = in;
+    p->incoming = in;
+    conn_resume_read(c);
+    log_info("peer %s: incoming link up from %s", in->id, tunnel_peer(in->t));
+}
+
+/* ---- heartbeat and refresh ---- */
+
+struct row {
+    char *a, *b;
+};
+
+struct refresh {
+    struct peers *p;
+    char id[PEERS_ID_MAX + 1], url[URL_MAX];
+    int64_t lease_ms;
+    struct row *live, *owners;
+    size_t nlive, nowners, cap_live, cap_owners;
+    char last_cluster[PEERS_ID_MAX + 1];
+    bool cut;
+};
+
+static int push(struct row **rows, size_t *n, size_t *cap, const char *a, const char *b,
+                bool *cut)
+{
+    if (*n >= MAX_ROWS) {
+        *cut = true;
+        return 0;
+    }
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        struct row *r = realloc(*rows, nc * sizeof(*r));
+        if (!r)
+            return DB_ERROR;
+        *rows = r;
+        *cap = nc;
+    }
+    struct row *r = &(*rows)[*n];
+    r->a = strdup(a ? a : "");
+    r->b = strdup(b ? b : "");
+    if (!r->a || !r->b) {
+        free(r->a);
+        free(r->b);
+        return DB_ERROR;
+    }
+    (*n)++;
+    return 0;
+}
+
+static int on_live(void *ud, const char *id, const char *url)
+{
+    struct refresh *f = ud;
+    return push(&f->live, &f->nlive, &f->cap_live, id, url, &f->cut);
+}
+
+/* Rows come preferred-first per cluster: keep the first of each. */
+static int on_owner(void *ud, const char *cluster, const char *peer, const char *kind)
+{
+    struct refresh *f = ud;
+    (void)kind;
+    if (strcmp(cluster, f->last_cluster) == 0)
+        return 0;
+    snprintf(f->last_cluster, sizeof(f->last_cluster), "%s", cluster);
+    return push(&f->owners, &f->nowners, &f->cap_owners, cluster, peer, &f->cut);
+}
+
+static int refresh_work(struct db *db, void *arg)
+{
+    struct refresh *f = arg;
+    int64_t now = store_now_ms();
+    int rc = store_peer_heartbeat(db, f->id, f->url, now, now + f->lease_ms);
+    if (rc == 0)
+        rc = store_peers_live(db, now, on_live, f);
+    if (rc == 0)
+        rc = store_peer_owners(db, now, on_owner, f);
+    return rc;
+}
+
+static void free_rows(struct row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].a);
+        free(rows[i].b);
+    }
+    free(rows);
+}
+
+static void refresh_free(struct refresh *f)
+{
+    free_rows(f->live, f->nlive);
+    free_rows(f->owners, f->nowners);
+    free(f);
+}
+
+static void unsee(const char *key, void *val, void *ud)
+{
+    (void)key;
+    (void)ud;
+    ((struct member *)val)->seen = false;
+}
+
+struct sweep {
+    char **gone;
+    size_t n;
+};
+
+static void collect_unseen(const char *key, void *val, void *ud)
+{
+    (void)key;
+    struct sweep *s = ud;
+    if (!((struct member *)val)->seen)
+        s->gone[s->n++] = ((struct member *)val)->id;
+}
+
+static void apply_members(struct peers *p, const struct refresh *f)
+{
+    hmap_each(p->members, unsee, NULL);
+    for (size_t i = 0; i < f->nlive; i++) {
+        const char *id = f->live[i].a, *url = f->live[i].b;
+        if (strcmp(id, p->id) == 0)
+            continue;
+        struct member *m = hmap_get(p->members, id);
+        if (m && strcmp(m->url, url) != 0) {
+            hmap_del(p->members, id);
+            member_free(m);
+            m = NULL;
+        }
+        if (!m) {
+            if (strlen(id) > PEERS_ID_MAX || strlen(url) >= URL_MAX ||
+                !(m = calloc(1, sizeof(*m))))
+                continue;
+            m->p = p;
+            snprintf(m->id, sizeof(m->id), "%s", id);
+            snprintf(m->url, sizeof(m->url), "%s", url);
+            backoff_init(&m->bo, 200, 5000);
+            if (hmap_put(p->members, m->id, m) == m) {
+                free(m);
+                continue;
+            }
+            log_info("peer %s: joined (%s)", m->id, m->url);
+            dial(m);
+        }
+        m->seen = true;
+    }
+    struct sweep s = { .gone = calloc(hmap_count(p->members) + 1, sizeof(char *)) };
+    if (!s.gone)
+        return;
+    hmap_each(p->members, collect_unseen, &s);
+    for (size_t i = 0; i < s.n; i++) {
+        struct member *m = hmap_del(p->members, s.gone[i]);
+        if (m) {
+            log_info("peer %s: its lease ran out; dropping the link", m->id);
+            member_free(m);
+        }
+    }
+    free(s.gone);
+}
+
+static void free_owner(const char *key, void *val, void *ud)
+{
+    (void)key;
+    (void)ud;
+    free(val);
+}
+
+static void apply_owners(struct peers *p, const struct refresh *f)
+{
+    struct hmap *m = hmap_new();
+    if (!m)
+        return;
+    for (size_t i = 0; i < f->nowners; i++) {
+        char *peer = strdup(f->owners[i].b);
+        if (!peer || hmap_put(m, f->owners[i].a, peer) == peer)
+            free(peer);
+    }
+    hmap_each(p->owners, free_owner, NULL);
+    hmap_free(p->owners);
+    p->owners = m;
+}
+
+static void refresh_done(void *arg, int rc)
+{
+    struct refresh *f = arg;
+    struct peers *p = f->p;
+    p->inflight = false;
+    if (rc == 0) {
+        if (f->cut)
+            log_warn("replicas: refresh cut at %d rows", MAX_ROWS);
+        apply_members(p, f);
+        apply_owners(p, f);
+    } else if (rc < 0 && rc != DB_CANCELLED) {
+        log_warn("replicas: heartbeat failed: %s", db_code_str(rc));
+    }
+    refresh_free(f);
+}
+
+static int reap_work(struct db *db, void *arg)
+{
+    int64_t changed = 0;
+    int rc = store_peer_reap(db, store_now_ms(), &changed);
+    *(int64_t *)arg = changed;
+    return rc;
+}
+
+static void reap_done(void *arg, int rc)
+{
+    int64_t *changed = arg;
+    if (rc == 0 && *changed > 0)
+        log_info("replicas: %lld cluster(s) marked disconnected: no live replica holds "
+                 "their link", (long long)*changed);
+    free(changed);
+}
+
+static void reap(struct peers *p)
+{
+    int64_t *changed = calloc(1, sizeof(*changed));
+    if (changed && db_pool_submit(p->pool, reap_work, reap_done, changed) < 0)
+        free(changed);
+}
+
+static void on_tick(struct loop_timer *t)
+{
+    struct peers *p = (struct peers *)((char *)t - offsetof(struct peers, tick));
+    loop_timer_start(p->loop, &p->tick, TICK_MS, on_tick);
+    if (p->controller && ++p->ticks % REAP_EVERY == 0)
+        reap(p);
+    if (p->inflight)
+        return;
+    struct refresh *f = calloc(1, sizeof(*f));
+    if (!f)
+        return;
+    f->p = p;
+    snprintf(f->id, sizeof(f->id), "%s", p->id);
+    snprintf(f->url, sizeof(f->url), "%s", p->url);
+    f->lease_ms = (int64_t)p->cfg.lease_ms;
+    if (db_pool_submit(p->pool, refresh_work, refresh_done, f) < 0) {
+        free(f);
+        return;
+    }
+    p->inflight = true;
+}
+
+/* ---- lifetime ---- */
+
+struct peers *peers_new(struct loop *l, struct tunnels *ts, const struct peers_cfg *cfg)
+{
+    char err[300];
+    struct peers *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->loop = l;
+    p->ts = ts;
+    p->cfg = *cfg;
+    p->cfg.id = p->cfg.advertise_url = p->cfg.token = p->cfg.ca_pem = NULL;
+    snprintf(p->id, sizeof(p->id), "%s", cfg->id);
+    snprintf(p->url, sizeof(p->url), "%s", cfg->advertise_url);
+    auth_sha256_hex(cfg->token, cfg->token_len, p->token_hash);
+    size_t hl = cfg->token_len + sizeof(p->headers) + 64;
+    p->auth_headers = malloc(hl);
+    p->members = hmap_new();
+    p->owners = hmap_new();
+    p->ctx = tls_client_ctx_pinned(cfg->ca_pem, cfg->ca_len, err, sizeof(err));
+    if (!p->auth_headers || !p->members || !p->owners || !p->ctx) {
+        log_error("replicas: %s", p->ctx ? "out of memory" : err);
+        peers_free(p);
+        return NULL;
+    }
+    snprintf(p->auth_headers, hl, "Authorization: Bearer %.*s\r\nX-Drover-Peer: %s\r\n",
+             (int)cfg->token_len, cfg->token, p->id);
+    struct tunnels_remote r = { .open = remote_open, .reachable = remote_reachable,
+                                .ud = p };
+    tunnels_set_remote(ts, &r);
+    return p;
+}
+
+void peers_set_pool(struct peers *p, struct db_pool *pool)
+{
+    p->pool = pool;
+    if (pool)
+        on_tick(&p->tick);
+    else
+        loop_timer_stop(p->loop, &p->tick);
+}
+
+void peers_set_controller(struct peers *p, bool on)
+{
+    p->controller = on;
+}
+
+void peers_leave(const char *datastore, const char *data_dir, const char *id)
+{
+    struct db_options opt = { .datastore = datastore, .data_dir = data_dir,
+                              .connect_timeout_s = 3 };
+    struct db *db = NULL;
+    char err[300];
+    int rc = db_open(&opt, &db, err, sizeof(err));
+    if (rc == 0 && (rc = store_peer_leave(db, id)) < 0)
+        snprintf(err, sizeof(err), "%s", db_errmsg(db));
+    if (rc < 0)
+        log_warn("replicas: cannot end our leases (the others wait for them to run "
+                 "out): %s", err);
+    db_close(db);
+}
+
+static void drop_member(const char *key, void *val, void *ud)
+{
+    (void)key;
+    (void)ud;
+    member_free(val);
+}
+
+void peers_free(struct peers *p)
+{
+    if (!p)
+        return;
+    if (p->loop)
+        loop_timer_stop(p->loop, &p->tick);
+    if (p->ts)
+        tunnels_set_remote(p->ts, NULL);
+    while (p->incoming) {
+        struct inlink *in = p->incoming;
+        in_unlink(in);
+        tunnel_close(in->t, WS_CLOSE_GOING_AWAY, "replica leaving");
+        free(in);
+    }
+    if (p->members) {
+        hmap_each(p->members, drop_member, NULL);
+        hmap_free(p->members);
+    }
+    if (p->owners) {
+        hmap_each(p->owners, free_owner, NULL);
+        hmap_free(p->owners);
+    }
+    if (p->ctx)
+        SSL_CTX_free(p->ctx);
+    if (p->auth_headers)
+        OPENSSL_cleanse(p->auth_headers, strlen(p->auth_headers));
+    free(p->auth_headers);
+    free(p);
+}
+
+static void count_up(const char *key, void *val, void *ud)
+{
+    (void)key;
+    if (((struct member *)val)->t)
+        (*(size_t *)ud)++;
+}
+
+void peers_stats(struct peers *p, struct peers_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->live = hmap_count(p->members) + 1;
+    hmap_each(p->members, count_up, &out->links_up);
+    for (struct inlink *in = p->incoming; in; in = in->next)
+        out->incoming++;
+    out->owners = hmap_count(p->owners);
+}
