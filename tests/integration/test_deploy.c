@@ -154,12 +154,10 @@ END_TEST
 
 /* Settings deploy/ (or the server's import manifest) already uses whose
  * programs do not take them yet: the node agent's arrive with etcd
- * snapshots, the server's with replicas (issue #6). */
+ * snapshots. */
 static bool pending(const char *name)
 {
-    static const char *const names[] = { "DROVER_SNAPSHOT_DIR", "DROVER_STATE_DIR",
-                                         "DROVER_PEER_ID", "DROVER_PEER_ADVERTISE_URL",
-                                         "DROVER_PEER_TOKEN_FILE", NULL };
+    static const char *const names[] = { "DROVER_SNAPSHOT_DIR", "DROVER_STATE_DIR", NULL };
     for (size_t i = 0; names[i]; i++)
         if (strcmp(name, names[i]) == 0)
             return true;
