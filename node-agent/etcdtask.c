@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,11 +25,15 @@
 
 #define MAX_ARGS 16
 
-/* etcdctl's global flags for this node's etcd. */
-static size_t etcd_flags(const struct nodecfg *c, const char **argv, char buf[4][600])
+/* etcdctl's global flags for this node's etcd (only the first endpoint
+ * with first_only: a snapshot is taken from exactly one member). */
+static size_t etcd_flags(const struct nodecfg *c, const char **argv, char buf[4][600],
+                         bool first_only)
 {
     size_t n = 0;
-    snprintf(buf[0], sizeof(buf[0]), "--endpoints=%s", c->endpoints);
+    snprintf(buf[0], sizeof(buf[0]), "--endpoints=%.*s",
+             first_only ? (int)strcspn(c->endpoints, ",") : (int)strlen(c->endpoints),
+             c->endpoints);
     argv[n++] = buf[0];
     if (c->cacert) {
         snprintf(buf[1], sizeof(buf[1]), "--cacert=%s", c->cacert);
@@ -77,6 +82,30 @@ static void snapshot_saved(struct ntask *t, int status, const char *out, size_t 
     ntask_hash_file(t, t->path, snapshot_hashed);
 }
 
+/* etcdctl 3.4's snapshot save waits for ever on an etcd that is down; a
+ * status call first fails in seconds with etcdctl's own words for why. */
+static void snapshot_checked(struct ntask *t, int status, const char *out, size_t len)
+{
+    char tail[NTASK_OUTPUT];
+    if (status != 0) {
+        ntask_output_tail(out, len, tail, sizeof(tail));
+        ntask_fail(t, "etcd is not reachable (etcdctl endpoint status, exit %d): %s", status,
+                   tail);
+        return;
+    }
+    const struct nodecfg *c = t->cfg;
+    const char *argv[MAX_ARGS];
+    char buf[4][600];
+    size_t n = 0;
+    argv[n++] = c->etcdctl;
+    n += etcd_flags(c, argv + n, buf, true);
+    argv[n++] = "snapshot";
+    argv[n++] = "save";
+    argv[n++] = t->path;
+    argv[n] = NULL;
+    ntask_run(t, argv, etcdctl_env, snapshot_saved);
+}
+
 void etcdtask_snapshot(void *ud, struct loop *l, struct tun_stream *s, const uint8_t *meta,
                        size_t len)
 {
@@ -95,12 +124,13 @@ void etcdtask_snapshot(void *ud, struct loop *l, struct tun_stream *s, const uin
     char buf[4][600];
     size_t n = 0;
     argv[n++] = c->etcdctl;
-    n += etcd_flags(c, argv + n, buf);
-    argv[n++] = "snapshot";
-    argv[n++] = "save";
-    argv[n++] = t->path;
+    n += etcd_flags(c, argv + n, buf, true);
+    argv[n++] = "--dial-timeout=3s";
+    argv[n++] = "--command-timeout=5s";
+    argv[n++] = "endpoint";
+    argv[n++] = "status";
     argv[n] = NULL;
-    ntask_run(t, argv, etcdctl_env, snapshot_saved);
+    ntask_run(t, argv, etcdctl_env, snapshot_checked);
 }
 
 /* ---- etcd-restore ---- */

@@ -73,6 +73,9 @@ static const struct cfg_opt server_opts[] = {
       "loopback relay ports: LISTEN=CLUSTER/HOST:PORT[,...]", relay_ports_check },
     { "log-level", "DROVER_LOG_LEVEL", CFG_STRING, "info", 0, 0,
       "error, warn, info or debug", check_level },
+    { "debug-snapshot-minute", "DROVER_DEBUG_SNAPSHOT_MINUTE", CFG_DURATION, "1m", 100,
+      3600000, "for tests only: how long one minute of etcdSnapshotSchedule.intervalMinutes "
+      "lasts", NULL },
 };
 #define NOPTS (sizeof(server_opts) / sizeof(server_opts[0]))
 
@@ -190,6 +193,10 @@ static void on_store_ready(void *ud, struct db_pool *pool)
     reports_set_pool(s->reports, pool);
     rbacpush_set_pool(s->rbac, pool);
     api_set_pool(s->api, pool);
+    snapshots_set_pool(s->snaps, pool);
+    upgrades_set_pool(s->upgrades, pool);
+    snapapi_set_pool(s->snapapi, pool);
+    snapschedule_set_pool(s->snapsched, pool);
     s->pool = pool;
 }
 
@@ -235,13 +242,30 @@ static void on_cluster_up(void *ud, const char *cluster)
     rbacpush_tunnel_up(s->rbac, cluster);
 }
 
+static void on_snapshot_finished(void *ud, const char *cluster, const char *sid,
+                                 bool scheduled, bool ok)
+{
+    struct server *s = ud;
+    (void)sid;
+    (void)ok;
+    snapschedule_finished(s->snapsched, cluster, scheduled);
+}
+
 /* The services agents' tunnels carry besides the proxy: reports in, RBAC
- * out. */
+ * out, and the node tasks (snapshots, upgrades). */
 static int start_services(struct server *s)
 {
     s->reports = reports_new(s->loop, s->tunnels);
     s->rbac = rbacpush_new(s->loop, s->tunnels);
-    if (!s->reports || !s->rbac) {
+    s->snaps = snapshots_new(s->loop, s->tunnels);
+    s->upgrades = upgrades_new(s->loop, s->tunnels);
+    s->snapsched = s->snaps ? snapschedule_new(s->loop, s->snaps,
+                                               cfg_duration_ms(&s->cfg, "debug-snapshot-minute"))
+                            : NULL;
+    s->snapapi = snapapi_new(s->loop, s->snaps, s->upgrades);
+    if (s->snaps)
+        snapshots_on_finished(s->snaps, on_snapshot_finished, s);
+    if (!s->reports || !s->rbac || !s->snaps || !s->upgrades || !s->snapsched || !s->snapapi) {
         log_error("out of memory");
         return -1;
     }
@@ -353,12 +377,25 @@ static void shutdown_server(struct server *s)
         reports_set_pool(s->reports, NULL);
     if (s->rbac)
         rbacpush_set_pool(s->rbac, NULL);
+    if (s->snaps)
+        snapshots_set_pool(s->snaps, NULL);
+    if (s->upgrades)
+        upgrades_set_pool(s->upgrades, NULL);
+    if (s->snapapi)
+        snapapi_set_pool(s->snapapi, NULL);
+    if (s->snapsched)
+        snapschedule_set_pool(s->snapsched, NULL);
     datastore_free(s->ds);
     if (s->api)
         api_set_pool(s->api, NULL);
     if (s->tunnels)
         tunnels_set_store(s->tunnels, NULL, NULL);
     api_free(s->api);
+    /* Before the tunnels: they reset the streams they still hold. */
+    snapapi_free(s->snapapi);
+    snapschedule_free(s->snapsched);
+    upgrades_free(s->upgrades);
+    snapshots_free(s->snaps);
     tunnels_free(s->tunnels);
     /* After the tunnels: closing them ends the streams these still hold. */
     reports_free(s->reports);

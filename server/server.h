@@ -11,12 +11,16 @@
 #include "common/loop.h"
 #include "common/tls.h"
 #include "server/api.h"
+#include "server/api_snapshots.h"
 #include "server/datastore.h"
 #include "server/http_server.h"
 #include "server/linkstate.h"
 #include "server/rbacpush.h"
 #include "server/reports.h"
 #include "server/relay_ports.h"
+#include "server/snapschedule.h"
+#include "server/snapshots.h"
+#include "server/upgrade.h"
 #include "server/tunnels.h"
 
 struct server {
@@ -34,6 +38,10 @@ struct server {
     struct rbacpush *rbac;      /* RBAC bindings pushed to cluster agents */
     struct linkstate *ls;       /* once the datastore is ready */
     struct db_pool *pool;       /* likewise (owned by ds) */
+    struct snapshots *snaps;    /* etcd snapshots over node agents */
+    struct snapschedule *snapsched;
+    struct upgrades *upgrades;
+    struct snapapi *snapapi;    /* their /v3 endpoints */
     char server_url[512];
     bool fatal;                 /* stopped because start-up failed */
 };
