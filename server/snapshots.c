@@ -517,8 +517,8 @@ static void create_done(struct job *j, int rc)
 
 static int new_id(char *out, size_t cap)
 {
-    char rnd[5];
-    if (auth_random_alnum(rnd, sizeof(rnd)) < 0)
+    char rnd[6];    /* and the NUL it writes */
+    if (auth_random_alnum(rnd, 5) < 0)
         return -1;
     snprintf(out, cap, "s-%012llx%.5s", (unsigned long long)store_now_ms(), rnd);
     return 0;

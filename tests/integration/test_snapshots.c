@@ -254,6 +254,9 @@ START_TEST(snapshot_download_restore_delete)
     while (access(file, F_OK) == 0 && mono_ms() < until)
         usleep(50000);
     ck_assert_msg(access(file, F_OK) != 0, "the node still has %s", file);
+    /* Clean exits (under SAN: no leaks) after all that. */
+    ck_assert_int_eq(proc_stop(&agents[0], 10000), 0);
+    dtest_stop_server(&d);
 }
 END_TEST
 
@@ -475,6 +478,9 @@ START_TEST(upgrade_rollout)
     json_decref(c);
     ck_assert_int_eq(run_capture(cmd, out, sizeof(out)), 0);
     ck_assert_str_eq(out, "z-cp v1.2.3\na-worker v1.2.3\nz-cp v-bad\n");
+    ck_assert_int_eq(proc_stop(&agents[0], 10000), 0);
+    ck_assert_int_eq(proc_stop(&agents[1], 10000), 0);
+    dtest_stop_server(&d);
 }
 END_TEST
 
