@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #define SNAP_COLS "id, cluster_id, node, state, sha256, error, restore_json, scheduled, " \
@@ -296,6 +297,42 @@ int store_snapshots_prune(struct db *db, const char *cluster_id, int64_t retenti
 {
     int rc = prune_state(db, cluster_id, "done", retention, fn, ud);
     return rc < 0 ? rc : prune_state(db, cluster_id, "failed", retention, NULL, NULL);
+}
+
+static void add_role(char *out, size_t cap, const char *role)
+{
+    size_t n = strlen(out);
+    if (strstr(out, role) || strlen(role) + 2 > cap - n)
+        return;
+    snprintf(out + n, cap - n, "%s%s", n ? "," : "", role);
+}
+
+int store_node_roles(struct db *db, const char *cluster_id, const char *node, char *out,
+                     size_t cap)
+{
+    struct db_stmt *st;
+    out[0] = '\0';
+    int rc = db_query(db, "SELECT roles FROM nodes WHERE cluster_id = ? AND name = ?",
+                      DB_ARGS(DB_TEXT(cluster_id), DB_TEXT(node)), &st);
+    if (rc < 0)
+        return rc;
+    if ((rc = db_step(st)) == DB_ROW) {
+        const char *r = db_col_text(st, 0);
+        for (const char *p = r ? r : ""; *p;) {
+            size_t n = strcspn(p, ",");
+            if ((n == 13 && memcmp(p, "control-plane", 13) == 0) ||
+                (n == 6 && memcmp(p, "master", 6) == 0) ||
+                (n == 12 && memcmp(p, "controlplane", 12) == 0))
+                add_role(out, cap, "controlplane");
+            else if (n == 4 && memcmp(p, "etcd", 4) == 0)
+                add_role(out, cap, "etcd");
+            else if (n == 6 && memcmp(p, "worker", 6) == 0)
+                add_role(out, cap, "worker");
+            p += n + (p[n] == ',');
+        }
+    }
+    db_finalize(st);
+    return rc < 0 ? rc : 0;
 }
 
 /* ---- upgrades ---- */

@@ -76,6 +76,12 @@ int store_snapshot_schedules(struct db *db, int (*fn)(void *ud, const struct sto
 int store_snapshots_prune(struct db *db, const char *cluster_id, int64_t retention,
                           int (*fn)(void *ud, const char *id, const char *node), void *ud);
 
+/* The roles the cluster agent last reported for node (its Kubernetes
+ * node-role labels) as drover roles: "etcd,controlplane,worker" (control-plane
+ * and master count as controlplane). "" if unknown. 0 or a code. */
+int store_node_roles(struct db *db, const char *cluster_id, const char *node, char *out,
+                     size_t cap);
+
 /* ---- upgrades ---- */
 
 /* Replaces the cluster's upgrade document. */

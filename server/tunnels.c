@@ -14,6 +14,7 @@
 #include "proto/ws.h"
 #include "server/auth.h"
 #include "server/store.h"
+#include "server/store_snapshots.h"
 
 #define ID_MAX 63
 #define ROLES_MAX 127
@@ -350,7 +351,14 @@ struct pending {
 static int check_work(struct db *db, void *arg)
 {
     struct pending *p = arg;
-    return store_cluster_token_ok(db, p->lk->cluster, p->hash);
+    int rc = store_cluster_token_ok(db, p->lk->cluster, p->hash);
+    /* A node agent without DROVER_NODE_ROLES (the manifest leaves it out)
+     * gets its node's roles as the cluster agent last reported them. */
+    if (rc == 1 && p->lk->kind == LINK_NODE && !p->lk->roles[0] &&
+        store_node_roles(db, p->lk->cluster, p->lk->node, p->lk->roles,
+                         sizeof(p->lk->roles)) < 0)
+        p->lk->roles[0] = '\0';
+    return rc;
 }
 
 /* Upgrades the connection of an admitted agent into a tunnel. */

@@ -19,6 +19,7 @@
 #include "common/tls.h"
 #include "tests/support/apitest.h"
 #include "tests/support/etcdtmp.h"
+#include "tests/support/testagent.h"
 
 static struct dtest d;
 static struct etcdtmp *etcd;
@@ -343,6 +344,33 @@ START_TEST(snapshot_failures)
 }
 END_TEST
 
+/* A node agent without DROVER_NODE_ROLES (as the manifest runs it) gets
+ * the roles the cluster agent reported for its node. */
+START_TEST(roles_from_reports)
+{
+    char sid[40], ans[256];
+    start_etcd();
+    make_cluster("roles");
+    struct testagent *ta = testagent_start(d.https_port, cid, reg, 15000);
+    ck_assert_ptr_nonnull(ta);
+    static const char doc[] =
+        "{\"kubernetesVersion\":\"v1.31.0\",\"healthy\":true,\"health\":\"ok\",\"nodes\":["
+        "{\"name\":\"etcd-1\",\"roles\":[\"control-plane\",\"etcd\"],\"ready\":true,"
+        "\"addresses\":[],\"capacity\":{},\"allocatable\":{}}],\"events\":[]}";
+    ck_assert_int_eq(testagent_report(ta, doc, sizeof(doc) - 1, ans, sizeof(ans), 20000), 0);
+    ck_assert_str_eq(ans, "{\"ok\":true}");
+    snprintf(work, sizeof(work), "%s/work", d.dir);
+    mkdir(work, 0700);
+    start_agent(0, "etcd-1", "", NULL);
+    ck_assert(wait_until(node_agents_up, (void *)1, 20000));
+    json_t *s = take(sid);
+    ck_assert_msg(strcmp(apitest_str(s, "state"), "done") == 0, "%s: %s",
+                  apitest_str(s, "state"), apitest_str(s, "error"));
+    json_decref(s);
+    testagent_stop(ta);
+}
+END_TEST
+
 static int count_scheduled(json_t *list, const char *state)
 {
     json_t *it;
@@ -496,6 +524,7 @@ Suite *suite_integration_snapshots(void)
     tcase_add_test(lite, snapshot_failures);
     tcase_add_test(lite, snapshot_schedule);
     tcase_add_test(lite, upgrade_rollout);
+    tcase_add_test(lite, roles_from_reports);
     tcase_add_test(pg, snapshot_download_restore_delete);
     suite_add_tcase(s, lite);
     suite_add_tcase(s, pg);
