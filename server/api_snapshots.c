@@ -283,6 +283,13 @@ static void do_create(struct sreq *q)
         snapshots_create(q->sa->sn, q->cluster, node, false, created, q);
 }
 
+/* The restore's or rollout's first document is stored: answer now, so
+ * the client's next GET shows it. */
+static void doc_saved(void *ud)
+{
+    answer(ud);
+}
+
 static void do_restore(struct sreq *q)
 {
     const char *node;
@@ -295,14 +302,15 @@ static void do_restore(struct sreq *q)
         answer(q);
         return;
     }
-    int st = snapshots_restore(q->sa->sn, q->cluster, q->sid, q->size, q->sha, node, &doc, msg,
-                               sizeof(msg));
+    int st = snapshots_restore(q->sa->sn, q->cluster, q->sid, q->size, q->sha, node, doc_saved,
+                               q, &doc, msg, sizeof(msg));
     if (st != 202) {
         fail(q, st, st == 409 ? "Conflict" : "ServiceUnavailable", "%s", msg);
         answer(q);
         return;
     }
-    answer_json(q, 202, json_pack("{s:s,s:o}", "id", q->sid, "restore", doc_or_null(doc)));
+    q->status = 202;
+    q->out = json_pack("{s:s,s:o}", "id", q->sid, "restore", doc_or_null(doc));
     free(doc);
 }
 
@@ -366,9 +374,11 @@ static void do_upgrade(struct sreq *q)
     } else {
         char *doc = NULL, msg[400];
         int st = upgrades_start(q->sa->up, q->cluster, version,
-                                cj ? (int)json_integer_value(cj) : 1, &doc, msg, sizeof(msg));
+                                cj ? (int)json_integer_value(cj) : 1, doc_saved, q, &doc, msg,
+                                sizeof(msg));
         if (st == 202) {
-            answer_json(q, 202, doc_or_null(doc));
+            q->status = 202;
+            q->out = doc_or_null(doc);
             free(doc);
             return;
         }

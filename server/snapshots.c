@@ -579,6 +579,8 @@ struct restore {
     char sha[65];
     unsigned jobs;
     bool writing, dirty;
+    void (*saved)(void *ud);    /* once the first document is stored */
+    void *saved_ud;
     size_t n;
     struct rnode nodes[];
 };
@@ -610,11 +612,24 @@ static int doc_work(struct db *db, struct job *j)
 
 static void save_doc(struct restore *r);
 
+/* Tells the waiter (the API's 202) that the first document is stored; on
+ * the next loop turn when not now, never from inside snapshots_restore. */
+static void notify_saved(struct restore *r, bool now)
+{
+    void (*fn)(void *) = r->saved;
+    r->saved = NULL;
+    if (!fn)
+        return;
+    if (now || loop_defer(r->sn->loop, fn, r->saved_ud) < 0)
+        fn(r->saved_ud);
+}
+
 static void doc_done(struct job *j, int rc)
 {
     struct restore *r = j->owner;
     r->jobs--;
     r->writing = false;
+    notify_saved(r, true);
     if (rc < 0)
         log_warn("restore of %s: cannot record progress: %s", r->sid, db_code_str(rc));
     if (r->dirty)
@@ -633,12 +648,15 @@ static void save_doc(struct restore *r)
     struct job *j = job_new(r, doc_work, doc_done);
     if (!j || !(j->text = restore_doc(r))) {
         free(j);
+        notify_saved(r, false);
         return;
     }
     snprintf(j->id, sizeof(j->id), "%s", r->sid);
     if (job_submit(r->sn, j, false) == 0) {
         r->jobs++;
         r->writing = true;
+    } else {
+        notify_saved(r, false);
     }
 }
 
@@ -843,8 +861,8 @@ static void pick_node(void *ud, const char *node, const char *roles, struct tunn
 }
 
 int snapshots_restore(struct snapshots *sn, const char *cluster, const char *sid, int64_t size,
-                      const char *sha256, const char *node, char **doc, char *msg,
-                      size_t msgcap)
+                      const char *sha256, const char *node, void (*saved)(void *ud), void *ud,
+                      char **doc, char *msg, size_t msgcap)
 {
     struct pick pk = { .only = node };
     for (struct restore *o = sn->restores; o; o = o->next) {
@@ -874,6 +892,8 @@ int snapshots_restore(struct snapshots *sn, const char *cluster, const char *sid
     r->n = pk.n;
     r->next = sn->restores;
     sn->restores = r;
+    r->saved = saved;
+    r->saved_ud = ud;
     char meta[256];
     int ml = snprintf(meta, sizeof(meta), "{\"id\":\"%s\",\"size\":%lld,\"sha256\":\"%s\"}",
                       sid, (long long)size, sha256);

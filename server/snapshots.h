@@ -59,12 +59,15 @@ bool snapshots_busy(struct snapshots *sn, const char *cluster);
 /*
  * Restores done snapshot sid (size bytes, sha256) of cluster on node (NULL:
  * every connected node agent with the etcd role). Returns 202 with the
- * restore document (JSON text, malloc'd) in *doc, or 409 with why in msg
- * (no such agent; a restore of this cluster is running), 503 without memory.
+ * restore document (JSON text, malloc'd) in *doc, and saved(ud) follows on
+ * the loop (never from inside this call) once that document is stored, so
+ * an answer sent then is seen by any later GET; or 409 with why in msg (no
+ * such agent; a restore of this cluster is running), 503 without memory
+ * (then saved is not called).
  */
 int snapshots_restore(struct snapshots *sn, const char *cluster, const char *sid, int64_t size,
-                      const char *sha256, const char *node, char **doc, char *msg,
-                      size_t msgcap);
+                      const char *sha256, const char *node, void (*saved)(void *ud), void *ud,
+                      char **doc, char *msg, size_t msgcap);
 
 /* Asks node (if connected) to remove its copy of sid; fire and forget. */
 void snapshots_forget(struct snapshots *sn, const char *cluster, const char *node,

@@ -38,6 +38,8 @@ struct rollout {
     char cluster[NAME_MAX_], version[80];
     int concurrency, running;
     bool failed, over, writing, dirty, advancing;
+    void (*saved)(void *ud);    /* once the first document is stored */
+    void *saved_ud;
     int64_t started, finished;
     size_t n, next_node;
     struct unode nodes[];
@@ -93,6 +95,18 @@ struct docjob {
 static void save(struct rollout *ro);
 static void maybe_free(struct rollout *ro);
 
+/* Tells the waiter (the API's 202) that the first document is stored, so
+ * a GET after the answer sees this rollout; later if now is false. */
+static void notify_saved(struct rollout *ro, bool now)
+{
+    void (*fn)(void *) = ro->saved;
+    ro->saved = NULL;
+    if (!fn)
+        return;
+    if (now || loop_defer(ro->u->loop, fn, ro->saved_ud) < 0)
+        fn(ro->saved_ud);
+}
+
 static int doc_work(struct db *db, void *arg)
 {
     struct docjob *j = arg;
@@ -109,6 +123,7 @@ static void doc_done(void *arg, int rc)
     free(j->doc);
     free(j);
     ro->writing = false;
+    notify_saved(ro, true);
     if (ro->dirty && ro->u->pool)
         save(ro);
     maybe_free(ro);
@@ -126,6 +141,7 @@ static void save(struct rollout *ro)
         if (j)
             free(j->doc);
         free(j);
+        notify_saved(ro, false);
         return;
     }
     j->ro = ro;
@@ -134,6 +150,7 @@ static void save(struct rollout *ro)
     if (db_pool_submit(ro->u->pool, doc_work, doc_done, j) < 0) {
         free(j->doc);
         free(j);
+        notify_saved(ro, false);
         return;
     }
     ro->writing = true;
@@ -301,7 +318,8 @@ static int by_order(const void *a, const void *b)
 }
 
 int upgrades_start(struct upgrades *u, const char *cluster, const char *version,
-                   int concurrency, char **doc, char *msg, size_t msgcap)
+                   int concurrency, void (*saved)(void *ud), void *ud, char **doc, char *msg,
+                   size_t msgcap)
 {
     for (struct rollout *o = u->list; o; o = o->next) {
         if (strcmp(o->cluster, cluster) == 0 && !o->over) {
@@ -340,6 +358,8 @@ int upgrades_start(struct upgrades *u, const char *cluster, const char *version,
         ro->nodes[i].ro = ro;
     ro->next = u->list;
     u->list = ro;
+    ro->saved = saved;
+    ro->saved_ud = ud;
     *doc = rollout_doc(ro);
     log_info("upgrade of cluster %s to %s: %zu node(s), %d at a time", cluster, version, ro->n,
              concurrency);

@@ -33,10 +33,13 @@ void upgrades_set_pool(struct upgrades *u, struct db_pool *pool);
 void upgrades_free(struct upgrades *u);
 
 /* Starts a rollout of version over cluster's connected node agents.
- * 202 with the document (malloc'd) in *doc; 409 with why in msg (a rollout
- * of the cluster is running here, or no node agent is connected); 503
- * without memory. */
+ * 202 with the document (malloc'd) in *doc, and saved(ud) follows on the
+ * loop (never from inside this call) once the rollout's first document is
+ * stored, so an answer sent then is seen by any later GET; 409 with why in
+ * msg (a rollout of the cluster is running here, or no node agent is
+ * connected); 503 without memory. saved is called only after a 202. */
 int upgrades_start(struct upgrades *u, const char *cluster, const char *version,
-                   int concurrency, char **doc, char *msg, size_t msgcap);
+                   int concurrency, void (*saved)(void *ud), void *ud, char **doc, char *msg,
+                   size_t msgcap);
 
 #endif

@@ -497,6 +497,10 @@ START_TEST(upgrade_rollout)
 
     /* The first failure stops the rollout: the worker is never started. */
     EXPECT_ONLY(202, "POST", path, d.admin_token, "{\"version\":\"v-bad\",\"concurrency\":1}");
+    /* The answer came once the rollout was stored: a GET sees it. */
+    c = EXPECT(200, "GET", cp, d.admin_token, NULL);
+    ck_assert_str_eq(apitest_str(c, "upgrade.version"), "v-bad");
+    json_decref(c);
     ck_assert(wait_until(upgrade_over, "v-bad", 30000));
     c = EXPECT(200, "GET", cp, d.admin_token, NULL);
     ck_assert_str_eq(apitest_str(c, "upgrade.state"), "failed");
