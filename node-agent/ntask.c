@@ -129,6 +129,16 @@ void ntask_fail(struct ntask *t, const char *fmt, ...)
 static void on_data(struct tun_stream *s, const uint8_t *p, size_t n)
 {
     struct ntask *t = tun_stream_ud(s);
+    json_int_t want = json_integer_value(json_object_get(t->meta, "size"));
+    if (t->in_fd >= 0 && (json_int_t)(t->in_len + n) > want) {
+        /* Never more on disk than the task announced. */
+        close(t->in_fd);
+        t->in_fd = -1;
+        unlink(t->path);
+        ntask_fail(t, "checksum mismatch: refused the snapshot (the server sent more than the "
+                   "%lld bytes announced)", (long long)want);
+        return;
+    }
     if (t->in_fd >= 0) {
         size_t off = 0;
         while (off < n) {

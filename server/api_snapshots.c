@@ -336,6 +336,12 @@ static void do_delete(struct sreq *q)
         answer(q);
         return;
     }
+    if (snapshots_restoring(q->sa->sn, q->sid)) {
+        fail(q, 409, "Conflict", "snapshot %s is being restored; delete it once that is over",
+             q->sid);
+        answer(q);
+        return;
+    }
     submit(q, delete_work, deleted, true);
 }
 

@@ -916,6 +916,15 @@ int snapshots_restore(struct snapshots *sn, const char *cluster, const char *sid
     return 202;
 }
 
+bool snapshots_restoring(struct snapshots *sn, const char *sid)
+{
+    for (struct restore *r = sn->restores; r; r = r->next)
+        for (size_t i = 0; i < r->n; i++)
+            if (strcmp(r->sid, sid) == 0 && !r->nodes[i].finished)
+                return true;
+    return false;
+}
+
 /* ---- forgetting ---- */
 
 struct forget {

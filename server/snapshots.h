@@ -69,6 +69,9 @@ int snapshots_restore(struct snapshots *sn, const char *cluster, const char *sid
                       const char *sha256, const char *node, void (*saved)(void *ud), void *ud,
                       char **doc, char *msg, size_t msgcap);
 
+/* Whether sid is being streamed to a node for a restore by this server. */
+bool snapshots_restoring(struct snapshots *sn, const char *sid);
+
 /* Asks node (if connected) to remove its copy of sid; fire and forget. */
 void snapshots_forget(struct snapshots *sn, const char *cluster, const char *node,
                       const char *sid);
