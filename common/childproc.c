@@ -69,6 +69,15 @@ static void drain(struct childproc *p)
     }
 }
 
+static void free_later(void *arg)
+{
+    struct childproc *p = arg;
+    free(p->buf);
+    free(p);
+}
+
+/* Unregisters and closes now; the memory goes after the loop's batch,
+ * which may still hold an event for the other descriptor. */
 static void release(struct childproc *p)
 {
     if (p->out_fd >= 0) {
@@ -79,10 +88,11 @@ static void release(struct childproc *p)
         loop_io_del(p->loop, &p->pid_io);
         close(p->pid_fd);
     }
+    p->out_fd = p->pid_fd = -1;
     loop_timer_stop(p->loop, &p->deadline);
     loop_timer_stop(p->loop, &p->poll);
-    free(p->buf);
-    free(p);
+    if (loop_defer(p->loop, free_later, p) < 0)
+        abort();    /* as the tunnel does: freeing now could be a use after free */
 }
 
 /* The child exited with wstatus: report and free. */
