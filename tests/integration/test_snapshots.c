@@ -341,6 +341,8 @@ START_TEST(snapshot_failures)
     ck_assert_msg(msg && strstr(msg, "checksum mismatch"), "message: %s", msg ? msg : "");
     json_decref(s);
     get_key("k", "after");
+    ck_assert_int_eq(proc_stop(&agents[0], 10000), 0);
+    dtest_stop_server(&d);
 }
 END_TEST
 
@@ -368,6 +370,8 @@ START_TEST(roles_from_reports)
                   apitest_str(s, "state"), apitest_str(s, "error"));
     json_decref(s);
     testagent_stop(ta);
+    ck_assert_int_eq(proc_stop(&agents[0], 10000), 0);
+    dtest_stop_server(&d);
 }
 END_TEST
 
@@ -429,6 +433,9 @@ START_TEST(snapshot_schedule)
     /* Off again: nothing new after the one in flight. */
     EXPECT_ONLY(200, "PUT", cp, d.admin_token,
                 "{\"etcdSnapshotSchedule\":{\"intervalMinutes\":0}}");
+    /* A clean stop, maybe with a snapshot still in flight. */
+    dtest_stop_server(&d);
+    ck_assert_int_eq(proc_stop(&agents[0], 10000), 0);
 }
 END_TEST
 
