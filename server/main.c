@@ -183,6 +183,17 @@ static void on_trim(struct loop_timer *t)
     loop_timer_start(s->loop, &s->trim, 10000, on_trim);
 }
 
+/* What the last run left unfinished is marked as such: snapshots and
+ * their schedules may be served now. */
+static void on_snapshots_recovered(void *ud)
+{
+    struct server *s = ud;
+    if (!s->pool)
+        return;
+    snapapi_set_pool(s->snapapi, s->pool);
+    snapschedule_set_pool(s->snapsched, s->pool);
+}
+
 static void on_store_ready(void *ud, struct db_pool *pool)
 {
     struct server *s = ud;
@@ -193,11 +204,9 @@ static void on_store_ready(void *ud, struct db_pool *pool)
     reports_set_pool(s->reports, pool);
     rbacpush_set_pool(s->rbac, pool);
     api_set_pool(s->api, pool);
-    snapshots_set_pool(s->snaps, pool);
     upgrades_set_pool(s->upgrades, pool);
-    snapapi_set_pool(s->snapapi, pool);
-    snapschedule_set_pool(s->snapsched, pool);
     s->pool = pool;
+    snapshots_set_pool(s->snaps, pool, on_snapshots_recovered, s);
 }
 
 static void on_store_fatal(void *ud)
@@ -378,7 +387,7 @@ static void shutdown_server(struct server *s)
     if (s->rbac)
         rbacpush_set_pool(s->rbac, NULL);
     if (s->snaps)
-        snapshots_set_pool(s->snaps, NULL);
+        snapshots_set_pool(s->snaps, NULL, NULL, NULL);
     if (s->upgrades)
         upgrades_set_pool(s->upgrades, NULL);
     if (s->snapapi)

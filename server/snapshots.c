@@ -44,6 +44,8 @@ struct snapshots {
     void (*on_finished)(void *ud, const char *cluster, const char *sid, bool scheduled,
                         bool ok);
     void *ud;
+    void (*on_recovered)(void *ud);
+    void *rec_ud;
 };
 
 /* An answer line: the JSON object the agent sends before any data. */
@@ -1005,6 +1007,9 @@ static int recover_work(struct db *db, struct job *j)
 
 static void recover_done(struct job *j, int rc)
 {
+    struct snapshots *sn = j->owner;
+    if (sn->on_recovered && rc != DB_CANCELLED)
+        sn->on_recovered(sn->rec_ud);
     if (rc < 0)
         log_warn("snapshots: cannot fix what the last run left unfinished: %s (%s)",
                  db_code_str(rc), j->dberr);
@@ -1013,15 +1018,18 @@ static void recover_done(struct job *j, int rc)
                  "marked failed or interrupted", (long long)j->size);
 }
 
-void snapshots_set_pool(struct snapshots *sn, struct db_pool *pool)
+void snapshots_set_pool(struct snapshots *sn, struct db_pool *pool,
+                        void (*recovered)(void *ud), void *ud)
 {
     sn->pool = pool;
     if (!pool || sn->recovered)
         return;
     sn->recovered = true;
+    sn->on_recovered = recovered;
+    sn->rec_ud = ud;
     struct job *j = job_new(sn, recover_work, recover_done);
-    if (j)
-        job_submit(sn, j, false);
+    if ((!j || job_submit(sn, j, false) < 0) && recovered)
+        recovered(ud);  /* serve anyway; the log says why the fix-up failed */
 }
 
 void snapshots_free(struct snapshots *sn)

@@ -32,8 +32,11 @@ struct snapshots;
 
 struct snapshots *snapshots_new(struct loop *l, struct tunnels *ts);
 /* The datastore is ready (NULL: going away). The first call also marks what
- * a previous run left unfinished as failed / interrupted. */
-void snapshots_set_pool(struct snapshots *sn, struct db_pool *pool);
+ * a previous run left unfinished as failed / interrupted, then calls
+ * recovered(ud) (may be NULL), so the API can wait for that before it
+ * shows snapshots. */
+void snapshots_set_pool(struct snapshots *sn, struct db_pool *pool,
+                        void (*recovered)(void *ud), void *ud);
 /* Ends every transfer (their rows are fixed at the next start). Free the
  * pool first. NULL is a no-op. */
 void snapshots_free(struct snapshots *sn);

@@ -375,6 +375,56 @@ START_TEST(roles_from_reports)
 }
 END_TEST
 
+static bool pid_gone(void *ud)
+{
+    char cmd[500], out[64];
+    snprintf(cmd, sizeof(cmd), "kill -0 $(cat %s) 2>/dev/null", (const char *)ud);
+    return run_capture(cmd, out, sizeof(out)) != 0;
+}
+
+/* A snapshot the server never saw finish reads failed after its restart,
+ * and the agent stops its etcdctl as soon as the link that asked is gone.
+ * The etcdctl here only hangs (as 3.4's does against a stuck etcd). */
+START_TEST(restart_fails_running_snapshot)
+{
+    char tool[400], pidf[400], text[800], path[200], rest[80], sid[40];
+    make_cluster("restart");
+    snprintf(work, sizeof(work), "%s/work", d.dir);
+    mkdir(work, 0700);
+    snprintf(tool, sizeof(tool), "%s/etcdctl-hangs.sh", work);
+    snprintf(pidf, sizeof(pidf), "%s/etcdctl.pid", work);
+    snprintf(text, sizeof(text), "#!/bin/sh\ncase \"$*\" in *status*) exit 0;; esac\n"
+             "echo $$ > %s\nexec sleep 120\n", pidf);
+    write_file(tool, text, 0755);
+    static char env_tool[500];
+    snprintf(env_tool, sizeof(env_tool), "DROVER_ETCDCTL=%s", tool);
+    const char *extra[] = { env_tool, NULL };
+    start_agent(0, "etcd-1", "etcd", extra);
+    ck_assert(wait_until(node_agents_up, (void *)1, 20000));
+    snap_path(path, sizeof(path), "");
+    json_t *j = EXPECT(202, "POST", path, d.admin_token, "{}");
+    snprintf(sid, sizeof(sid), "%s", apitest_str(j, "id"));
+    json_decref(j);
+    snprintf(rest, sizeof(rest), "/%s", sid);
+    snap_path(path, sizeof(path), rest);
+    long long until = mono_ms() + 20000;
+    while (access(pidf, F_OK) != 0 && mono_ms() < until)
+        usleep(50000);
+    ck_assert_msg(access(pidf, F_OK) == 0, "etcdctl never ran (logs %s)", d.dir);
+    j = EXPECT(200, "GET", path, d.admin_token, NULL);
+    ck_assert_str_eq(apitest_str(j, "state"), "running");
+    json_decref(j);
+
+    proc_kill(&d.server);
+    ck_assert_msg(wait_until(pid_gone, pidf, 20000), "etcdctl outlived the link");
+    dtest_spawn_server(&d, NULL);
+    j = EXPECT(200, "GET", path, d.admin_token, NULL);
+    ck_assert_str_eq(apitest_str(j, "state"), "failed");
+    ck_assert_str_eq(apitest_str(j, "error"), "the server stopped before the snapshot finished");
+    json_decref(j);
+}
+END_TEST
+
 static int count_scheduled(json_t *list, const char *state)
 {
     json_t *it;
@@ -536,6 +586,7 @@ Suite *suite_integration_snapshots(void)
     tcase_add_test(lite, snapshot_schedule);
     tcase_add_test(lite, upgrade_rollout);
     tcase_add_test(lite, roles_from_reports);
+    tcase_add_test(lite, restart_fails_running_snapshot);
     tcase_add_test(pg, snapshot_download_restore_delete);
     suite_add_tcase(s, lite);
     suite_add_tcase(s, pg);
