@@ -21,6 +21,7 @@
 #include "cli/args.h"
 #include "cli/yamljson.h"
 #include "tests/support/apitest.h"
+#include "tests/support/etcdtmp.h"
 #include "tests/support/standin.h"
 
 static struct dtest d;
@@ -580,6 +581,148 @@ START_TEST(apply_objects)
 }
 END_TEST
 
+/* ---- with etcd: a real etcd and a node agent with the etcd role ---- */
+
+static struct etcdtmp *etcd;
+static struct proc node_agent;
+static char cid[16];
+
+static void write_script(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0755);
+}
+
+/* The node agent of cluster cid, with a restore hook that swaps etcd's data
+ * directory (as a site's would) and an upgrade hook that fails for v-bad. */
+static void start_node_agent(const char *reg)
+{
+    static char env[14][600];
+    char work[300], text[1200], restore[400], upgrade[400], log[400];
+    snprintf(work, sizeof(work), "%s/work", d.dir);
+    mkdir(work, 0700);
+    snprintf(restore, sizeof(restore), "%s/restore.sh", work);
+    snprintf(text, sizeof(text),
+             "#!/bin/sh\nset -e\n%s/stop.sh\nrm -rf %s/data\nmv \"$DROVER_RESTORE_DATA_DIR\" "
+             "%s/data\n%s/start.sh\n"
+             "i=0; until etcdctl --endpoints=%s --dial-timeout=1s endpoint health >/dev/null "
+             "2>&1; do i=$((i+1)); [ $i -gt 200 ] && exit 1; sleep 0.1; done\n",
+             etcdtmp_dir(etcd), etcdtmp_dir(etcd), etcdtmp_dir(etcd), etcdtmp_dir(etcd),
+             etcdtmp_endpoint(etcd));
+    write_script(restore, text);
+    snprintf(upgrade, sizeof(upgrade), "%s/upgrade.sh", work);
+    write_script(upgrade, "#!/bin/sh\n[ \"$1\" = v-bad ] && { echo boom; exit 3; }\n"
+                          "echo upgraded to $1\n");
+    snprintf(env[0], 600, "DROVER_SERVER=https://127.0.0.1:%d", d.https_port);
+    snprintf(env[1], 600, "DROVER_TOKEN=%s", reg);
+    snprintf(env[2], 600, "DROVER_CA_CHECKSUM=%s", d.checksum);
+    snprintf(env[3], 600, "DROVER_CLUSTER_ID=%s", cid);
+    snprintf(env[4], 600, "DROVER_NODE_NAME=etcd-1");
+    snprintf(env[5], 600, "DROVER_NODE_ROLES=etcd,controlplane");
+    snprintf(env[6], 600, "DROVER_SNAPSHOT_DIR=%s/snaps", work);
+    snprintf(env[7], 600, "DROVER_STATE_DIR=%s/state", work);
+    snprintf(env[8], 600, "DROVER_HEALTH_LISTEN=127.0.0.1:0");
+    snprintf(env[9], 600, "DROVER_ETCD_ENDPOINTS=%s", etcdtmp_endpoint(etcd));
+    snprintf(env[10], 600, "DROVER_RESTORE_HOOK=%s", restore);
+    snprintf(env[11], 600, "DROVER_UPGRADE_HOOK=%s", upgrade);
+    const char *all[] = { env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7],
+                          env[8], env[9], env[10], env[11], NULL };
+    const char *argv[] = { bin_path("drover-node-agent"), NULL };
+    snprintf(log, sizeof(log), "%s/node-agent.log", d.dir);
+    proc_spawn(&node_agent, argv, all, log);
+}
+
+static bool node_agent_up(void *ud)
+{
+    (void)ud;
+    return dtest_metric(&d, "drover_tunnels{kind=\"node\"}") == 1;
+}
+
+static void etcd_setup(void)
+{
+    char err[1024];
+    setup();
+    etcd = etcdtmp_start(err, sizeof(err));
+    ck_assert_msg(etcd != NULL, "%s", err);
+    json_t *c = apitest_cluster(&d, d.admin_token, "etcd-cluster", cid);
+    start_node_agent(apitest_str(c, "registration.token"));
+    json_decref(c);
+    ck_assert_msg(wait_until(node_agent_up, NULL, 20000), "no node agent (logs in %s)", d.dir);
+}
+
+static void etcd_teardown(void)
+{
+    proc_kill(&node_agent);
+    etcdtmp_stop(etcd);
+    etcd = NULL;
+    teardown();
+}
+
+START_TEST(snapshots)
+{
+    char file[400], sid[64], sum[65];
+    login();
+    ck_assert_int_eq(etcdtmp_put(etcd, "/drover-test/k", "before"), 0);
+    /* create waits, showing the states, and ends with the done snapshot. */
+    EXPECT_RUN(0, NULL, "snapshot create etcd-cluster -o json");
+    HAS(r.err, ": done");
+    json_t *j = out_json();
+    ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "done");
+    snprintf(sid, sizeof(sid), "%s", json_string_value(json_object_get(j, "id")));
+    snprintf(sum, sizeof(sum), "%s", json_string_value(json_object_get(j, "sha256")));
+    json_decref(j);
+    EXPECT_RUN(0, NULL, "snapshot list etcd-cluster");
+    HAS(r.out, sid);
+    HAS(r.out, "etcd-1");
+    /* download: the bytes the server recorded. */
+    snprintf(file, sizeof(file), "%s/snap.db", d.dir);
+    EXPECT_RUN(0, NULL, "snapshot download etcd-cluster %s --file %s", sid, file);
+    HAS(r.err, "SHA-256 checked");
+    char got[65];
+    ck_assert_int_eq(file_sha256(file, got), 0);
+    ck_assert_str_eq(got, sum);
+    /* restore: a later write is gone afterwards. */
+    ck_assert_int_eq(etcdtmp_put(etcd, "/drover-test/k", "after"), 0);
+    EXPECT_RUN(0, NULL, "snapshot restore etcd-cluster %s --timeout 120", sid);
+    HAS(r.err, "restore of");
+    HAS(r.out, "etcd-1");
+    char v[64];
+    ck_assert_int_eq(etcdtmp_get(etcd, "/drover-test/k", v, sizeof(v)), 0);
+    ck_assert_str_eq(v, "before");
+    /* --no-wait answers at once. */
+    EXPECT_RUN(0, NULL, "snapshot create etcd-cluster --no-wait -o json");
+    j = out_json();
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    /* delete; then it is not there. */
+    EXPECT_RUN(0, NULL, "snapshot delete etcd-cluster %s", sid);
+    EXPECT_RUN(1, NULL, "snapshot download etcd-cluster %s --file %s", sid, file);
+    EXPECT_RUN(1, NULL, "snapshot restore etcd-cluster %s", sid);
+    /* A cluster without an etcd node agent: the server's message, exit 1. */
+    EXPECT_RUN(0, NULL, "cluster create bare");
+    EXPECT_RUN(1, NULL, "snapshot create bare");
+    HAS(r.err, "error: ");
+    EXPECT_RUN(1, NULL, "snapshot list nosuch");
+}
+END_TEST
+
+START_TEST(upgrades)
+{
+    login();
+    EXPECT_RUN(0, NULL, "upgrade etcd-cluster --version v1.2.3 --timeout 120");
+    HAS(r.err, "upgrade of etcd-cluster to v1.2.3: done (1/1 nodes)");
+    HAS(r.out, "upgraded to v1.2.3");
+    /* A failing node: exit 1, its message with the error. */
+    EXPECT_RUN(1, NULL, "upgrade etcd-cluster --version v-bad --timeout 120");
+    HAS(r.err, "failed");
+    HAS(r.err, "boom");
+    EXPECT_RUN(1, NULL, "upgrade etcd-cluster --version \"v1;rm\"");
+}
+END_TEST
+
 Suite *suite_integration_droverctl(void)
 {
     Suite *s = suite_create("integration/droverctl");
@@ -600,5 +743,11 @@ Suite *suite_integration_droverctl(void)
     tcase_add_test(c, readme_walkthrough);
     tcase_add_test(c, apply_objects);
     suite_add_tcase(s, c);
+    TCase *e = tcase_create("with_etcd");
+    tcase_add_checked_fixture(e, etcd_setup, etcd_teardown);
+    tcase_set_timeout(e, 300);
+    tcase_add_test(e, snapshots);
+    tcase_add_test(e, upgrades);
+    suite_add_tcase(s, e);
     return s;
 }
