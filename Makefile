@@ -35,6 +35,7 @@ LIB_SRCS    := $(wildcard proto/*.c common/*.c)
 SERVER_SRCS := $(wildcard server/*.c)
 CAGENT_SRCS := $(wildcard cluster-agent/*.c)
 NAGENT_SRCS := $(wildcard node-agent/*.c)
+CLI_SRCS    := $(wildcard cli/*.c)
 UNIT_SRCS   := $(wildcard tests/unit/*/test_*.c)
 INTEG_SRCS  := $(wildcard tests/integration/test_*.c)
 SUPPORT_SRCS:= $(wildcard tests/support/*.c)
@@ -47,13 +48,16 @@ LIB := $(BUILD)/libdrover.a
 # Each program's modules (all but main.c) also go into the test runner.
 SERVER_LIB := $(BUILD)/libserver.a
 SERVER_MODS := $(filter-out server/main.c,$(SERVER_SRCS))
+CLI_LIB  := $(BUILD)/libcli.a
+CLI_MODS := $(filter-out cli/main.c,$(CLI_SRCS))
 
-PROGRAMS := $(BIN)/drover-server $(BIN)/drover-cluster-agent $(BIN)/drover-node-agent
+PROGRAMS := $(BIN)/drover-server $(BIN)/drover-cluster-agent $(BIN)/drover-node-agent \
+            $(BIN)/droverctl
 TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS)) \
             $(if $(STANDIN_SRCS),$(BUILD)/tools/kube-standin)
 RUNNER   := $(BUILD)/tests/run_tests
 
-.PHONY: all deps run test bench fuzz clean tools valgrind
+.PHONY: all deps run test bench fuzz clean tools valgrind install
 all: $(PROGRAMS)
 tools: $(TOOLS)
 
@@ -73,6 +77,13 @@ $(SERVER_LIB): $(call obj,$(SERVER_MODS))
 	ar rcs $@ $^
 
 $(BIN)/drover-server: $(BUILD)/obj/server/main.o $(SERVER_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(CLI_LIB): $(call obj,$(CLI_MODS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/droverctl: $(BUILD)/obj/cli/main.o $(CLI_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BIN)/drover-cluster-agent: $(call obj,$(CAGENT_SRCS)) $(LIB)
@@ -102,11 +113,31 @@ $(BUILD)/tests/suites.c: $(UNIT_SRCS) $(INTEG_SRCS) Makefile
 	  for s in $(SUITES); do echo "    $$s,"; done; \
 	  echo '    0 };'; } > $@
 
-$(RUNNER): $(call obj,$(UNIT_SRCS) $(INTEG_SRCS) $(SUPPORT_SRCS) tests/run_tests.c) $(BUILD)/obj/suites.o $(SERVER_LIB) $(LIB)
+$(RUNNER): $(call obj,$(UNIT_SRCS) $(INTEG_SRCS) $(SUPPORT_SRCS) tests/run_tests.c) $(BUILD)/obj/suites.o $(SERVER_LIB) $(CLI_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CHECK_LIBS) -o $@
 $(BUILD)/obj/suites.o: $(BUILD)/tests/suites.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the programs, systemd
+# units, man pages and droverctl's bash completion (see deploy/README.md).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+INSTALL ?= install
+install: all
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/lib/systemd/system \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/drover
+	$(INSTALL) -m 0755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin/
+	$(INSTALL) -m 0644 docs/man/droverctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	$(INSTALL) -m 0644 docs/man/drover-server.8 docs/man/drover-cluster-agent.8 \
+	  docs/man/drover-node-agent.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	for u in deploy/systemd/*.service; do \
+	  sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' $$u > $(DESTDIR)$(PREFIX)/lib/systemd/system/$${u##*/}; \
+	  chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$${u##*/}; done
+	$(INSTALL) -m 0644 deploy/systemd/*.env $(DESTDIR)$(PREFIX)/share/drover/
+	$(INSTALL) -m 0644 cli/droverctl.bash \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/droverctl
 
 run: deps
 	@$(MAKE) --no-print-directory all
