@@ -237,6 +237,13 @@ static void on_stream_open(struct tunnel *t, struct tun_stream *s, const char *s
                              "this agent has no kube-apiserver configured (DROVER_KUBE_API)");
         return;
     }
+    for (size_t i = 0; i < a->cfg->nservices; i++) {
+        const struct agent_service *sv = &a->cfg->services[i];
+        if (strcmp(service, sv->name) == 0) {
+            sv->serve(sv->ud, a->loop, s, meta, meta_len);
+            return;
+        }
+    }
     char msg[128];
     snprintf(msg, sizeof(msg), "this agent has no service \"%s\"", service);
     tun_stream_reset(s, TUN_RESET_REFUSED, msg);
@@ -465,10 +472,12 @@ static int setup(struct agent *a, const struct agent_cfg *cfg)
                  cfg->backoff_max_ms ? cfg->backoff_max_ms : 30000);
     int n = snprintf(a->headers, sizeof(a->headers),
                      "Authorization: Bearer %s\r\nX-Drover-Cluster: %s\r\n"
-                     "X-Drover-Role: %s\r\n%s%s%sUser-Agent: drover-agent/%s\r\n",
+                     "X-Drover-Role: %s\r\n%s%s%s%s%s%sUser-Agent: drover-agent/%s\r\n",
                      cfg->token, cfg->cluster_id, cfg->node_role ? "node" : "cluster",
                      cfg->node_name ? "X-Drover-Node: " : "",
                      cfg->node_name ? cfg->node_name : "", cfg->node_name ? "\r\n" : "",
+                     cfg->node_roles ? "X-Drover-Node-Roles: " : "",
+                     cfg->node_roles ? cfg->node_roles : "", cfg->node_roles ? "\r\n" : "",
                      DROVER_VERSION);
     if (n < 0 || (size_t)n >= sizeof(a->headers)) {
         log_error("bad settings: token or names too long");

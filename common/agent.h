@@ -26,6 +26,15 @@
 
 #define AGENT_MAX_SERVERS 8
 
+/* A service a program adds to the agent's own (node-agent's node tasks). */
+struct agent_service {
+    const char *name;
+    /* A stream the server opened for name: accept or reset it. */
+    void (*serve)(void *ud, struct loop *l, struct tun_stream *s, const uint8_t *meta,
+                  size_t meta_len);
+    void *ud;
+};
+
 struct agent_cfg {
     const char *servers;        /* DROVER_SERVER: URL or comma list */
     const char *token;
@@ -33,6 +42,9 @@ struct agent_cfg {
     const char *cluster_id;
     const char *node_name;      /* node agents (sent by cluster agents too) */
     bool node_role;
+    const char *node_roles;     /* node agents: "etcd,controlplane,worker" (may be NULL) */
+    const struct agent_service *services;   /* extra services; not copied */
+    size_t nservices;
     const char *allow_dial;
     const char *health_listen;  /* probes address; NULL/empty = none */
     struct kubeapi_cfg kube;    /* url NULL: no kube-api service */

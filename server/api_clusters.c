@@ -8,11 +8,13 @@
  */
 #include <openssl/crypto.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "server/api_int.h"
 #include "server/kubeconfig.h"
+#include "server/store_snapshots.h"
 
 #define ID_TRIES            8
 #define INTERVAL_MAX_MIN    (366 * 24 * 60)
@@ -199,17 +201,33 @@ static int post_cluster(struct db *db, struct api_call *c)
     return insert_cluster(db, c, &n, id);
 }
 
+/* The cluster's last upgrade rollout (server/upgrade.c), or null. */
+static int add_upgrade(struct db *db, struct api_call *c)
+{
+    char *doc = NULL;
+    int rc = store_upgrade_get(db, c->param[0], &doc);
+    if (rc < 0 && rc != DB_NOTFOUND)
+        return rc;
+    json_t *u = doc ? json_loads(doc, 0, NULL) : NULL;
+    free(doc);
+    json_object_set_new(c->out, "upgrade", u ? u : json_null());
+    return 0;
+}
+
 static int get_cluster(struct db *db, struct api_call *c)
 {
     enum store_role role;
     int rc = api_cluster_access(db, c, STORE_ROLE_VIEWER, &role);
-    return rc ? (rc < 0 ? rc : 0) : answer_cluster(db, c, c->param[0], 200);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = answer_cluster(db, c, c->param[0], 200);
+    return rc < 0 || c->status != 200 ? rc : add_upgrade(db, c);
 }
 
 /* Fields of the cluster object a PUT may not set. */
 static const char *const read_only[] = {
     "id", "state", "connection", "kubernetesVersion", "nodeCount", "capacity",
-    "conditions", "lastSeen", "registration", "createdAt",
+    "conditions", "lastSeen", "registration", "createdAt", "upgrade",
 };
 
 static int put_cluster(struct db *db, struct api_call *c)

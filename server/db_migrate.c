@@ -122,12 +122,44 @@ static const struct mig_step v3_steps[] = {
     BOTH("CREATE INDEX events_dedupe ON events (cluster_id, object, reason, created_at)"),
 };
 
+/* etcd snapshots, kept in the datastore in chunks so every replica can
+ * serve one and it outlives the node it came from; and each cluster's last
+ * upgrade rollout (a JSON document, rewritten as it progresses). The ids
+ * start with the creation time in hex, so id order is creation order. */
+static const struct mig_step v4_steps[] = {
+    BOTH("CREATE TABLE etcd_snapshots ("
+         "id TEXT PRIMARY KEY, "
+         "cluster_id TEXT NOT NULL REFERENCES clusters(id) ON DELETE CASCADE, "
+         "node TEXT NOT NULL, "
+         "state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')), "
+         "scheduled INTEGER NOT NULL DEFAULT 0 CHECK (scheduled IN (0, 1)), "
+         "size BIGINT, "
+         "sha256 TEXT, "
+         "created_at BIGINT NOT NULL, "
+         "finished_at BIGINT, "
+         "error TEXT, "
+         "restore_json TEXT)"),
+    BOTH("CREATE INDEX etcd_snapshots_cluster ON etcd_snapshots (cluster_id, id)"),
+    SPLIT("CREATE TABLE etcd_snapshot_chunks ("
+          "snapshot_id TEXT NOT NULL REFERENCES etcd_snapshots(id) ON DELETE CASCADE, "
+          "seq BIGINT NOT NULL, "
+          "data BLOB NOT NULL, "
+          "PRIMARY KEY (snapshot_id, seq))",
+          "CREATE TABLE etcd_snapshot_chunks ("
+          "snapshot_id TEXT NOT NULL REFERENCES etcd_snapshots(id) ON DELETE CASCADE, "
+          "seq BIGINT NOT NULL, "
+          "data BYTEA NOT NULL, "
+          "PRIMARY KEY (snapshot_id, seq))"),
+    BOTH("CREATE TABLE cluster_upgrades ("
+         "cluster_id TEXT PRIMARY KEY REFERENCES clusters(id) ON DELETE CASCADE, "
+         "doc TEXT NOT NULL, "
+         "updated_at BIGINT NOT NULL)"),
+};
+
 /* Several replicas on one PostgreSQL (docs/REPLICAS.md): who is alive
  * (peers, each row a lease its replica renews), which replica holds each
  * cluster's tunnel (valid while the holder's own lease is), named controller
- * leases, and the CA every replica serves. Version 4 belongs to the etcd
- * snapshots; the runner applies each missing version on its own, so the
- * order in which the two arrive does not matter. */
+ * leases, and the CA every replica serves. */
 static const struct mig_step v5_steps[] = {
     BOTH("CREATE TABLE peers ("
          "id TEXT PRIMARY KEY, "
@@ -158,6 +190,7 @@ static const struct migration migrations[] = {
     { 1, "initial schema", STEPS(v1_steps) },
     { 2, "sealed registration tokens", STEPS(v2_steps) },
     { 3, "event dedupe index", STEPS(v3_steps) },
+    { 4, "etcd snapshots and upgrades", STEPS(v4_steps) },
     { 5, "replicas: peers, tunnel owners, leases, shared CA", STEPS(v5_steps) },
 };
 

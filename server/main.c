@@ -97,6 +97,9 @@ static const struct cfg_opt server_opts[] = {
       "streams one agent may have open that it opened itself", NULL },
     { "agent-max-queued", "DROVER_AGENT_MAX_QUEUED", CFG_SIZE, "4MiB", 1048576, 1073741824,
       "bytes queued toward one agent before it is dropped as not reading", NULL },
+    { "debug-snapshot-minute", "DROVER_DEBUG_SNAPSHOT_MINUTE", CFG_DURATION, "1m", 100,
+      3600000, "for tests only: how long one minute of etcdSnapshotSchedule.intervalMinutes "
+      "lasts", NULL },
 };
 #define NOPTS (sizeof(server_opts) / sizeof(server_opts[0]))
 
@@ -226,6 +229,17 @@ static void on_trim(struct loop_timer *t)
     loop_timer_start(s->loop, &s->trim, 10000, on_trim);
 }
 
+/* What the last run left unfinished is marked as such: snapshots and
+ * their schedules may be served now. */
+static void on_snapshots_recovered(void *ud)
+{
+    struct server *s = ud;
+    if (!s->pool)
+        return;
+    snapapi_set_pool(s->snapapi, s->pool);
+    snapschedule_set_pool(s->snapsched, s->pool);
+}
+
 static void on_store_ready(void *ud, struct db_pool *pool)
 {
     struct server *s = ud;
@@ -236,8 +250,10 @@ static void on_store_ready(void *ud, struct db_pool *pool)
     reports_set_pool(s->reports, pool);
     rbacpush_set_pool(s->rbac, pool);
     api_set_pool(s->api, pool);
+    upgrades_set_pool(s->upgrades, pool);
     s->pool = pool;
     replica_store_ready(s, pool);
+    snapshots_set_pool(s->snaps, pool, on_snapshots_recovered, s);
 }
 
 static void on_store_fatal(void *ud)
@@ -284,13 +300,34 @@ static void on_cluster_up(void *ud, const char *cluster)
     rbacpush_tunnel_up(s->rbac, cluster);
 }
 
+static void on_snapshot_finished(void *ud, const char *cluster, const char *sid,
+                                 bool scheduled, bool ok)
+{
+    struct server *s = ud;
+    (void)sid;
+    (void)ok;
+    snapschedule_finished(s->snapsched, cluster, scheduled);
+}
+
 /* The services agents' tunnels carry besides the proxy: reports in, RBAC
- * out. */
+ * out, and the node tasks (snapshots, upgrades). */
 static int start_services(struct server *s)
 {
     s->reports = reports_new(s->loop, s->tunnels);
     s->rbac = rbacpush_new(s->loop, s->tunnels);
-    if (!s->reports || !s->rbac) {
+    s->snaps = snapshots_new(s->loop, s->tunnels);
+    s->upgrades = upgrades_new(s->loop, s->tunnels);
+    s->snapsched = s->snaps ? snapschedule_new(s->loop, s->snaps,
+                                               cfg_duration_ms(&s->cfg, "debug-snapshot-minute"))
+                            : NULL;
+    s->snapapi = snapapi_new(s->loop, s->snaps, s->upgrades);
+    if (s->snaps)
+        snapshots_on_finished(s->snaps, on_snapshot_finished, s);
+    /* With several replicas the controllers lease decides (replica.c); none
+     * runs schedules before it is won. */
+    if (s->snapsched && s->peer_token)
+        snapschedule_set_leader(s->snapsched, false);
+    if (!s->reports || !s->rbac || !s->snaps || !s->upgrades || !s->snapsched || !s->snapapi) {
         log_error("out of memory");
         return -1;
     }
@@ -426,6 +463,14 @@ static void shutdown_server(struct server *s)
         reports_set_pool(s->reports, NULL);
     if (s->rbac)
         rbacpush_set_pool(s->rbac, NULL);
+    if (s->snaps)
+        snapshots_set_pool(s->snaps, NULL, NULL, NULL);
+    if (s->upgrades)
+        upgrades_set_pool(s->upgrades, NULL);
+    if (s->snapapi)
+        snapapi_set_pool(s->snapapi, NULL);
+    if (s->snapsched)
+        snapschedule_set_pool(s->snapsched, NULL);
     datastore_free(s->ds);
     if (s->api)
         api_set_pool(s->api, NULL);
@@ -434,6 +479,11 @@ static void shutdown_server(struct server *s)
     api_free(s->api);
     /* Before the tunnels: the peer links' spliced streams ride on them. */
     replica_free(s);
+    /* Before the tunnels: they reset the streams they still hold. */
+    snapapi_free(s->snapapi);
+    snapschedule_free(s->snapsched);
+    upgrades_free(s->upgrades);
+    snapshots_free(s->snaps);
     tunnels_free(s->tunnels);
     /* After the tunnels: closing them ends the streams these still hold. */
     reports_free(s->reports);

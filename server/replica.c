@@ -16,6 +16,7 @@
 #include "common/url.h"
 #include "server/server.h"
 #include "server/sharedca.h"
+#include "server/snapschedule.h"
 
 #define CONTROLLERS_LEASE "controllers"
 #define TOKEN_MIN 16
@@ -114,8 +115,10 @@ static void on_controllers(void *ud, bool held)
     struct server *s = ud;
     if (s->peers)
         peers_set_controller(s->peers, held);
-    /* Hook for the other run-once controllers: the etcd snapshot schedule
-     * (snapschedule_set_leader(held)) belongs here once it is merged. */
+    /* The etcd snapshot schedules run on the holder only, so a schedule
+     * fires once however many replicas serve. */
+    if (s->snapsched)
+        snapschedule_set_leader(s->snapsched, held);
 }
 
 static void on_rbac_changed(void *ud, const char *cluster)

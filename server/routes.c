@@ -123,6 +123,9 @@ void server_dispatch(struct hs_req *r, void *ud)
         return;
     }
     if (n > 4 && memcmp(path, "/v3/", 4) == 0) {
+        /* Snapshots and upgrades first: they need the tunnels mid-request. */
+        if (s->snapapi && snapapi_dispatch(s->snapapi, r))
+            return;
         api_dispatch(s->api, r);
         return;
     }

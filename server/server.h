@@ -11,6 +11,7 @@
 #include "common/loop.h"
 #include "common/tls.h"
 #include "server/api.h"
+#include "server/api_snapshots.h"
 #include "server/datastore.h"
 #include "server/http_server.h"
 #include "server/leases.h"
@@ -19,6 +20,9 @@
 #include "server/rbacpush.h"
 #include "server/reports.h"
 #include "server/relay_ports.h"
+#include "server/snapschedule.h"
+#include "server/snapshots.h"
+#include "server/upgrade.h"
 #include "server/tunnels.h"
 
 struct server {
@@ -41,6 +45,10 @@ struct server {
     char peer_id[64];           /* this replica (also the lease holder name) */
     char *peer_token;           /* from peer-token-file; NULL on a single server */
     size_t peer_token_len;
+    struct snapshots *snaps;    /* etcd snapshots over node agents */
+    struct snapschedule *snapsched;
+    struct upgrades *upgrades;
+    struct snapapi *snapapi;    /* their /v3 endpoints */
     char server_url[512];
     bool fatal;                 /* stopped because start-up failed */
 };

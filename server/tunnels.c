@@ -17,8 +17,10 @@
 #include "proto/ws.h"
 #include "server/auth.h"
 #include "server/store.h"
+#include "server/store_snapshots.h"
 
 #define ID_MAX 63
+#define ROLES_MAX 127
 
 enum link_kind { LINK_CLUSTER, LINK_NODE };
 
@@ -28,6 +30,7 @@ struct link {
     enum link_kind kind;
     char cluster[ID_MAX + 1];
     char node[ID_MAX + 1];
+    char roles[ROLES_MAX + 1];  /* node agents: "etcd,controlplane" */
     uint64_t since_ms;
     bool eligible;              /* node: says it reaches the kube-apiserver */
     struct link *next;          /* node links of the same cluster */
@@ -426,6 +429,43 @@ void tunnels_each_node(struct tunnels *ts, const char *cluster,
         fn(ud, n->node);
 }
 
+/* Whether the comma list roles holds role. */
+static bool has_role(const char *roles, const char *role)
+{
+    size_t rl = strlen(role);
+    for (const char *p = roles; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == rl && memcmp(p, role, n) == 0)
+            return true;
+        p += n + (p[n] == ',');
+    }
+    return false;
+}
+
+struct tunnel *tunnels_find_node(struct tunnels *ts, const char *cluster, const char *node,
+                                 const char *role, char *name_out, size_t cap)
+{
+    struct cluster_entry *e = entry_for(ts, cluster, false);
+    for (struct link *n = e ? e->nodes : NULL; n; n = n->next) {
+        if ((node && strcmp(n->node, node) != 0) || (role && !has_role(n->roles, role)))
+            continue;
+        if (name_out)
+            snprintf(name_out, cap, "%s", n->node);
+        return n->t;
+    }
+    return NULL;
+}
+
+void tunnels_each_node_agent(struct tunnels *ts, const char *cluster,
+                             void (*fn)(void *ud, const char *node, const char *roles,
+                                        struct tunnel *t),
+                             void *ud)
+{
+    struct cluster_entry *e = entry_for(ts, cluster, false);
+    for (struct link *n = e ? e->nodes : NULL; n; n = n->next)
+        fn(ud, n->node, n->roles, n->t);
+}
+
 struct each_cluster {
     void (*fn)(void *ud, const char *cluster);
     void *ud;
@@ -499,6 +539,14 @@ static bool valid_id(const char *s, size_t n)
     return true;
 }
 
+static bool valid_roles(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == ',' || s[i] == '-'))
+            return false;
+    return true;
+}
+
 /* Hashes the bearer token into hash; false if there is none. */
 static bool read_token(const struct hs_req *r, char hash[AUTH_HEX_SHA256])
 {
@@ -535,6 +583,13 @@ static const char *read_identity(const struct hs_req *r, struct link *lk)
     } else if (lk->kind == LINK_NODE) {
         return "a node agent must send X-Drover-Node";
     }
+    const struct http_header *roles = hs_header(r, "x-drover-node-roles");
+    if (roles && lk->kind == LINK_NODE) {
+        if (roles->value_len > ROLES_MAX || !valid_roles(roles->value, roles->value_len))
+            return "invalid X-Drover-Node-Roles (a comma list of etcd, controlplane, worker)";
+        memcpy(lk->roles, roles->value, roles->value_len);
+        lk->roles[roles->value_len] = '\0';
+    }
     return NULL;
 }
 
@@ -551,7 +606,14 @@ struct pending {
 static int check_work(struct db *db, void *arg)
 {
     struct pending *p = arg;
-    return store_cluster_token_ok(db, p->lk->cluster, p->hash);
+    int rc = store_cluster_token_ok(db, p->lk->cluster, p->hash);
+    /* A node agent without DROVER_NODE_ROLES (the manifest leaves it out)
+     * gets its node's roles as the cluster agent last reported them. */
+    if (rc == 1 && p->lk->kind == LINK_NODE && !p->lk->roles[0] &&
+        store_node_roles(db, p->lk->cluster, p->lk->node, p->lk->roles,
+                         sizeof(p->lk->roles)) < 0)
+        p->lk->roles[0] = '\0';
+    return rc;
 }
 
 /* Upgrades the connection of an admitted agent into a tunnel. */

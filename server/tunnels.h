@@ -132,6 +132,17 @@ bool tunnels_node_connected(struct tunnels *ts, const char *cluster, const char 
 /* Calls fn for each node with a node-agent tunnel in cluster. */
 void tunnels_each_node(struct tunnels *ts, const char *cluster,
                        void (*fn)(void *ud, const char *node), void *ud);
+/* A node agent's tunnel in cluster: the one of node (NULL: any) whose
+ * X-Drover-Node-Roles lists role (NULL: any role). Its node name goes into
+ * name_out[cap] (may be NULL). NULL if there is none. */
+struct tunnel *tunnels_find_node(struct tunnels *ts, const char *cluster, const char *node,
+                                 const char *role, char *name_out, size_t cap);
+/* Calls fn for each node-agent tunnel of cluster with its node and roles
+ * ("" if it sent none). fn must not close tunnels. */
+void tunnels_each_node_agent(struct tunnels *ts, const char *cluster,
+                             void (*fn)(void *ud, const char *node, const char *roles,
+                                        struct tunnel *t),
+                             void *ud);
 /* Calls fn for each cluster with a link (a cluster agent or an acting node
  * agent). */
 void tunnels_each_cluster(struct tunnels *ts, void (*fn)(void *ud, const char *cluster),
