@@ -3,7 +3,9 @@
  * controller leases change hands only when free or expired, tunnel owners
  * count only while their holder's lease does, a "down" from one replica
  * leaves a cluster another replica holds active, start-up and the sweep mark
- * only orphaned clusters disconnected, and the first stored CA stays.
+ * only orphaned clusters disconnected, the first stored CA stays, and a node
+ * agent's claim of the cluster role is granted to one replica only while no
+ * other live replica holds the cluster.
  */
 #include <check.h>
 #include <ftw.h>
