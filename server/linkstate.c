@@ -37,6 +37,8 @@ struct linkstate {
     unsigned inflight;
     struct loop_timer retry;
     char replica[ID_MAX];       /* "" on a single server */
+    void (*on_claim)(void *ud, const char *cluster, const char *via, bool granted);
+    void *claim_ud;
 };
 
 /* What one write carries: a copy, since the entry may change meanwhile. */
@@ -44,7 +46,7 @@ struct ls_write {
     struct linkstate *ls;
     struct ls_entry *e;
     char id[ID_MAX], via[VIA_MAX], replica[ID_MAX];
-    bool has_via;
+    bool has_via, granted;
     int64_t since;
 };
 
@@ -119,6 +121,15 @@ void linkstate_set_replica(struct linkstate *ls, const char *peer_id)
     snprintf(ls->replica, sizeof(ls->replica), "%s", peer_id ? peer_id : "");
 }
 
+void linkstate_set_claim_hook(struct linkstate *ls,
+                              void (*fn)(void *ud, const char *cluster, const char *via,
+                                         bool granted),
+                              void *ud)
+{
+    ls->on_claim = fn;
+    ls->claim_ud = ud;
+}
+
 void linkstate_set(struct linkstate *ls, const char *cluster, const char *via)
 {
     struct ls_entry *e = hmap_get(ls->entries, cluster);
@@ -154,7 +165,7 @@ static int write_work(struct db *db, void *arg)
     struct ls_write *w = arg;
     if (w->replica[0])
         return store_peer_set_link(db, w->replica, w->id, w->has_via ? w->via : NULL,
-                                   w->since, store_now_ms(), NULL);
+                                   w->since, store_now_ms(), &w->granted);
     /* lastSeen is "now" both ways: up, the agent is talking to us; down,
      * this is the last moment we heard from it. */
     return store_cluster_set_link(db, w->id, linkstate_state(w->has_via ? w->via : NULL),
@@ -171,6 +182,14 @@ static void write_done(void *arg, int rc)
     struct ls_write *w = arg;
     struct linkstate *ls = w->ls;
     struct ls_entry *e = w->e;
+    /* A claim's answer, unless a newer change overtook it (then it is stale
+     * and the newer write follows). */
+    bool claim = rc == 0 && !e->dirty && w->replica[0] && w->has_via &&
+                 strncmp(w->via, "node/", 5) == 0 && ls->on_claim;
+    char id[ID_MAX], via[VIA_MAX];
+    bool granted = w->granted;
+    memcpy(id, w->id, sizeof(id));
+    memcpy(via, w->via, sizeof(via));
     free(w);
     ls->inflight--;
     e->inflight = false;
@@ -191,6 +210,8 @@ static void write_done(void *arg, int rc)
         return;
     }
     pump(ls);
+    if (claim)
+        ls->on_claim(ls->claim_ud, id, via, granted);
 }
 
 static void pump(struct linkstate *ls)

@@ -18,6 +18,7 @@
 #ifndef DROVER_SERVER_LINKSTATE_H
 #define DROVER_SERVER_LINKSTATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/loop.h"
@@ -37,6 +38,15 @@ void linkstate_free(struct linkstate *ls);
  * the state alone while another live replica holds the cluster agent
  * (server/store_peers.h). Copied. */
 void linkstate_set_replica(struct linkstate *ls, const char *peer_id);
+
+/* Several replicas: a write of via "node/<name>" is a claim of the stand-in
+ * role (store_peer_set_link); fn hears, once it is written, whether it was
+ * granted. A claim overtaken by a newer change before it was written is
+ * not reported. NULL clears. */
+void linkstate_set_claim_hook(struct linkstate *ls,
+                              void (*fn)(void *ud, const char *cluster, const char *via,
+                                         bool granted),
+                              void *ud);
 
 /* The cluster's link is now via ("cluster-agent", "node/<name>") or down
  * (via NULL), as of now. */

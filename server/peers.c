@@ -67,11 +67,18 @@ struct peers {
     char headers[PEERS_ID_MAX + 128];   /* the id line; the token goes apart */
     char *auth_headers;
     struct hmap *members;       /* id -> struct member (other live replicas) */
-    struct hmap *owners;        /* cluster -> malloc'd peer id */
+    struct hmap *owners;        /* cluster -> struct owner */
     struct inlink *incoming;
     struct loop_timer tick;
     bool inflight, controller;
     unsigned ticks;
+};
+
+/* The preferred holder of a cluster's link: a cluster agent's replica
+ * before an acting node agent's. */
+struct owner {
+    bool agent;
+    char peer[];
 };
 
 static void dial(struct member *m);
@@ -186,7 +193,17 @@ static void member_free(struct member *m)
 
 const char *peers_owner(struct peers *p, const char *cluster)
 {
-    return hmap_get(p->owners, cluster);
+    struct owner *o = hmap_get(p->owners, cluster);
+    return o ? o->peer : NULL;
+}
+
+static enum tunnels_held remote_held(void *ud, const char *cluster)
+{
+    struct peers *p = ud;
+    struct owner *o = hmap_get(p->owners, cluster);
+    if (!o || strcmp(o->peer, p->id) == 0)
+        return TUNNELS_HELD_NONE;
+    return o->agent ? TUNNELS_HELD_AGENT : TUNNELS_HELD_NODE;
 }
 
 static struct tunnel *link_to_owner(struct peers *p, const char *cluster)
@@ -389,6 +406,7 @@ void peers_accept(struct peers *p, struct hs_req *r)
 
 struct row {
     char *a, *b;
+    bool agent;
 };
 
 struct refresh {
@@ -438,11 +456,14 @@ static int on_live(void *ud, const char *id, const char *url)
 static int on_owner(void *ud, const char *cluster, const char *peer, const char *kind)
 {
     struct refresh *f = ud;
-    (void)kind;
     if (strcmp(cluster, f->last_cluster) == 0)
         return 0;
     snprintf(f->last_cluster, sizeof(f->last_cluster), "%s", cluster);
-    return push(&f->owners, &f->nowners, &f->cap_owners, cluster, peer, &f->cut);
+    size_t n = f->nowners;
+    int rc = push(&f->owners, &f->nowners, &f->cap_owners, cluster, peer, &f->cut);
+    if (rc == 0 && f->nowners > n)
+        f->owners[n].agent = kind && strcmp(kind, "cluster-agent") == 0;
+    return rc;
 }
 
 static int refresh_work(struct db *db, void *arg)
@@ -550,9 +571,14 @@ static void apply_owners(struct peers *p, const struct refresh *f)
     if (!m)
         return;
     for (size_t i = 0; i < f->nowners; i++) {
-        char *peer = strdup(f->owners[i].b);
-        if (!peer || hmap_put(m, f->owners[i].a, peer) == peer)
-            free(peer);
+        size_t len = strlen(f->owners[i].b);
+        struct owner *o = malloc(sizeof(*o) + len + 1);
+        if (!o)
+            continue;
+        o->agent = f->owners[i].agent;
+        memcpy(o->peer, f->owners[i].b, len + 1);
+        if (hmap_put(m, f->owners[i].a, o) == o)
+            free(o);
     }
     hmap_each(p->owners, free_owner, NULL);
     hmap_free(p->owners);
@@ -569,6 +595,7 @@ static void refresh_done(void *arg, int rc)
             log_warn("replicas: refresh cut at %d rows", MAX_ROWS);
         apply_members(p, f);
         apply_owners(p, f);
+        tunnels_recheck(p->ts);
     } else if (rc < 0 && rc != DB_CANCELLED) {
         log_warn("replicas: heartbeat failed: %s", db_code_str(rc));
     }
@@ -649,7 +676,7 @@ struct peers *peers_new(struct loop *l, struct tunnels *ts, const struct peers_c
     snprintf(p->auth_headers, hl, "Authorization: Bearer %.*s\r\nX-Drover-Peer: %s\r\n",
              (int)cfg->token_len, cfg->token, p->id);
     struct tunnels_remote r = { .open = remote_open, .reachable = remote_reachable,
-                                .ud = p };
+                                .held = remote_held, .ud = p };
     tunnels_set_remote(ts, &r);
     return p;
 }

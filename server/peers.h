@@ -7,6 +7,9 @@
  * replicas and the tunnel owners (which replica holds the link to each
  * cluster; recorded by linkstate with the cluster's state). Those two lists
  * are kept in memory, so routing a request never waits on the datastore.
+ * After each refresh the tunnels hear of it (tunnels_recheck), so a node
+ * agent standing in steps down when a cluster agent is up on another
+ * replica, or claims the role when no replica holds the cluster.
  *
  * Peer links: to every other live replica this one keeps a tunnel
  * (common/tunnel.c frames and flow control over wss://<advertise>/v3/peer,

@@ -128,6 +128,13 @@ static void on_rbac_changed(void *ud, const char *cluster)
         rbacpush_changed(s->rbac, cluster);
 }
 
+/* The datastore answered a node agent's claim of a cluster's role. */
+static void on_claim(void *ud, const char *cluster, const char *via, bool granted)
+{
+    struct server *s = ud;
+    tunnels_claimed(s->tunnels, cluster, via, granted);
+}
+
 static uint64_t lease_ms(struct server *s)
 {
     uint64_t d = cfg_duration_ms(&s->cfg, "dead-after");
@@ -165,8 +172,10 @@ int replica_start(struct server *s)
 void replica_store_ready(struct server *s, struct db_pool *pool)
 {
     if (s->peers) {
-        if (s->ls)
+        if (s->ls) {
             linkstate_set_replica(s->ls, s->peer_id);
+            linkstate_set_claim_hook(s->ls, on_claim, s);
+        }
         peers_set_pool(s->peers, pool);
     }
     if (s->ctl)

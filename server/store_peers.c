@@ -82,51 +82,115 @@ struct set_link {
     bool written;
 };
 
-/* Whether a live replica other than me holds cluster's agent. */
+/* The rows of live replicas other than me for cluster: how many, and how
+ * many of those are cluster-agent links. */
 static int held_elsewhere(struct db *db, const char *me, const char *cluster, int64_t now,
-                          bool *out)
+                          int64_t *any, int64_t *agents)
 {
-    int64_t n = 0;
     int rc = db_query_int64(db, "SELECT COUNT(*) FROM peer_tunnels t JOIN peers p "
+                            "ON p.id = t.peer_id WHERE t.cluster_id = ? AND "
+                            "t.peer_id <> ? AND p.expires_at > ?",
+                            DB_ARGS(DB_TEXT(cluster), DB_TEXT(me), DB_INT(now)), any);
+    if (rc == 0)
+        rc = db_query_int64(db, "SELECT COUNT(*) FROM peer_tunnels t JOIN peers p "
                             "ON p.id = t.peer_id WHERE t.cluster_id = ? AND "
                             "t.peer_id <> ? AND t.kind = 'cluster-agent' AND "
                             "p.expires_at > ?",
-                            DB_ARGS(DB_TEXT(cluster), DB_TEXT(me), DB_INT(now)), &n);
-    *out = n > 0;
+                            DB_ARGS(DB_TEXT(cluster), DB_TEXT(me), DB_INT(now)), agents);
     return rc;
+}
+
+static int drop_mine(struct db *db, const struct set_link *s)
+{
+    return db_execp(db, "DELETE FROM peer_tunnels WHERE cluster_id = ? AND peer_id = ?",
+                    DB_ARGS(DB_TEXT(s->cluster), DB_TEXT(s->me)), NULL);
+}
+
+static int write_state(struct db *db, struct set_link *s)
+{
+    const char *state = !s->via ? "disconnected"
+                        : strncmp(s->via, "node/", 5) == 0 ? "degraded" : "active";
+    int rc = db_execp(db, "UPDATE clusters SET state = ?, connection_via = ?, "
+                      "connection_since = ?, last_seen = ? WHERE id = ?",
+                      DB_ARGS(DB_TEXT(state), s->via ? DB_TEXT(s->via) : DB_NULL,
+                              DB_INT(s->since), DB_INT(s->now), DB_TEXT(s->cluster)), NULL);
+    s->written = rc == 0;
+    return rc;
+}
+
+/* My link went: drop my row. The state follows whoever still holds the
+ * cluster: nobody (disconnected), another replica's cluster agent (active
+ * via cluster-agent, put back if a stand-in's write landed over it), or
+ * another replica's acting node agent (its own write set the state). */
+static int link_down(struct db *db, struct set_link *s)
+{
+    int64_t any = 0, agents = 0;
+    int rc = drop_mine(db, s);
+    if (rc == 0)
+        rc = held_elsewhere(db, s->me, s->cluster, s->now, &any, &agents);
+    if (rc < 0)
+        return rc;
+    if (any == 0)
+        return write_state(db, s);
+    if (agents == 0)
+        return 0;
+    return db_execp(db, "UPDATE clusters SET state = 'active', "
+                    "connection_via = 'cluster-agent', connection_since = "
+                    "(SELECT MAX(since) FROM peer_tunnels WHERE cluster_id = ? AND "
+                    "kind = 'cluster-agent') WHERE id = ? AND "
+                    "(connection_via IS NULL OR connection_via <> 'cluster-agent')",
+                    DB_ARGS(DB_TEXT(s->cluster), DB_TEXT(s->cluster)), NULL);
+}
+
+/* One of my node agents claims the cluster role: granted only while no
+ * other live replica holds a link to the cluster (a cluster agent, or a
+ * node agent acting already). Otherwise my row goes and the state is left
+ * to the holder. */
+static int link_claim(struct db *db, struct set_link *s)
+{
+    int64_t any = 0, agents = 0;
+    int rc = held_elsewhere(db, s->me, s->cluster, s->now, &any, &agents);
+    if (rc < 0)
+        return rc;
+    if (any > 0)
+        return drop_mine(db, s);
+    rc = db_execp(db, "INSERT INTO peer_tunnels (cluster_id, peer_id, kind, since) "
+                  "VALUES (?, ?, 'node', ?) ON CONFLICT (cluster_id, peer_id) DO UPDATE "
+                  "SET kind = excluded.kind, since = excluded.since",
+                  DB_ARGS(DB_TEXT(s->cluster), DB_TEXT(s->me), DB_INT(s->since)), NULL);
+    return rc < 0 ? rc : write_state(db, s);
+}
+
+/* A cluster agent always takes the link (a stand-in elsewhere steps down
+ * when its replica sees this row). */
+static int link_agent(struct db *db, struct set_link *s)
+{
+    int rc = db_execp(db, "INSERT INTO peer_tunnels (cluster_id, peer_id, kind, since) "
+                      "VALUES (?, ?, 'cluster-agent', ?) ON CONFLICT (cluster_id, peer_id) "
+                      "DO UPDATE SET kind = excluded.kind, since = excluded.since",
+                      DB_ARGS(DB_TEXT(s->cluster), DB_TEXT(s->me), DB_INT(s->since)), NULL);
+    return rc < 0 ? rc : write_state(db, s);
 }
 
 static int set_link_tx(struct db *db, void *arg)
 {
     struct set_link *s = arg;
-    int rc;
     s->written = false;
-    if (s->via) {
-        const char *kind = strncmp(s->via, "node", 4) == 0 ? "node" : "cluster-agent";
-        rc = db_execp(db, "INSERT INTO peer_tunnels (cluster_id, peer_id, kind, since) "
-                      "VALUES (?, ?, ?, ?) ON CONFLICT (cluster_id, peer_id) DO UPDATE "
-                      "SET kind = excluded.kind, since = excluded.since",
-                      DB_ARGS(DB_TEXT(s->cluster), DB_TEXT(s->me), DB_TEXT(kind),
-                              DB_INT(s->since)), NULL);
-        if (rc == DB_CONSTRAINT)
-            return 0;   /* the cluster was deleted meanwhile */
-    } else {
-        rc = db_execp(db, "DELETE FROM peer_tunnels WHERE cluster_id = ? AND peer_id = ?",
-                      DB_ARGS(DB_TEXT(s->cluster), DB_TEXT(s->me)), NULL);
-        bool other = false;
-        if (rc == 0)
-            rc = held_elsewhere(db, s->me, s->cluster, s->now, &other);
-        if (rc < 0 || other)
-            return rc;
-    }
-    if (rc < 0)
-        return rc;
-    rc = db_execp(db, "UPDATE clusters SET state = ?, connection_via = ?, "
-                  "connection_since = ?, last_seen = ? WHERE id = ?",
-                  DB_ARGS(DB_TEXT(s->via ? "active" : "disconnected"),
-                          s->via ? DB_TEXT(s->via) : DB_NULL, DB_INT(s->since),
-                          DB_INT(s->now), DB_TEXT(s->cluster)), NULL);
-    s->written = rc == 0;
+    /* Every link write of a cluster first writes its row: on PostgreSQL two
+     * replicas' writes for one cluster conflict there, so one of them
+     * retries (db_tx) and sees what the other committed. That makes the
+     * stand-in claim below an atomic check-and-insert. */
+    int64_t found = 0;
+    int rc = db_execp(db, "UPDATE clusters SET last_seen = last_seen WHERE id = ?",
+                      DB_ARGS(DB_TEXT(s->cluster)), &found);
+    if (rc < 0 || found == 0)
+        return rc;      /* the cluster was deleted meanwhile */
+    if (!s->via)
+        rc = link_down(db, s);
+    else if (strncmp(s->via, "node/", 5) == 0)
+        rc = link_claim(db, s);
+    else
+        rc = link_agent(db, s);
     return rc;
 }
 
@@ -137,7 +201,7 @@ int store_peer_set_link(struct db *db, const char *me, const char *cluster,
                           .now = now };
     int rc = db_tx(db, set_link_tx, &s);
     if (written)
-        *written = s.written;
+        *written = rc == 0 && s.written;
     return rc;
 }
 

@@ -37,10 +37,18 @@ int store_peer_owners(struct db *db, int64_t now,
                                 const char *kind), void *ud);
 /*
  * Records what peer me sees of cluster's link, in one transaction with the
- * cluster's state: up (via non-NULL: "cluster-agent" or "node/<name>") makes
- * me an owner and the cluster active; down drops my row and marks the
- * cluster disconnected only if no other live replica holds a cluster-agent
- * link to it. *written is false when the state was left alone.
+ * cluster's state:
+ * - via "cluster-agent": me holds the cluster agent; the cluster is active.
+ * - via "node/<name>": a claim of the stand-in role for one of me's node
+ *   agents. Granted (*written true; the cluster degraded via it) only if no
+ *   other live replica holds a link to the cluster; else me's row is
+ *   dropped and the state left to the holder (*written false).
+ * - via NULL: me's link went; the cluster is marked disconnected unless
+ *   another live replica holds it (a cluster agent there puts the state
+ *   back to active via cluster-agent).
+ * Writes for one cluster conflict on its row, so on PostgreSQL concurrent
+ * claims from several replicas are serialized: at most one wins.
+ * *written is false when the state was left alone.
  */
 int store_peer_set_link(struct db *db, const char *me, const char *cluster,
                         const char *via, int64_t since, int64_t now, bool *written);

@@ -40,6 +40,8 @@ struct cluster_entry {
     struct link *agent;         /* the cluster agent, if connected */
     struct link *nodes;         /* node agents */
     struct link *acting;        /* the node agent holding the cluster role */
+    struct link *claiming;      /* replicas: the node agent whose claim of the
+                                 * role is being written */
 };
 
 struct tunnels {
@@ -106,6 +108,8 @@ static void unregister(struct link *lk)
     } else {
         if (e->acting == lk)
             e->acting = NULL;
+        if (e->claiming == lk)
+            e->claiming = NULL;
         for (struct link **pp = &e->nodes; *pp; pp = &(*pp)->next) {
             if (*pp == lk) {
                 *pp = lk->next;
@@ -143,16 +147,48 @@ static struct link *pick_acting(const struct cluster_entry *e)
 
 static void on_grace_end(struct loop_timer *t);
 
+/* Several replicas: who else holds the cluster's link, per the last
+ * ownership refresh. */
+static enum tunnels_held held_elsewhere(struct tunnels *ts, const char *cluster)
+{
+    return ts->remote.held ? ts->remote.held(ts->remote.ud, cluster) : TUNNELS_HELD_NONE;
+}
+
+/* Several replicas decide through the datastore (the claim); alone, here. */
+static bool replicated(const struct tunnels *ts)
+{
+    return ts->remote.held && ts->ls;
+}
+
+/* n holds the cluster role from now on. */
+static void act(struct tunnels *ts, struct cluster_entry *e, struct link *n)
+{
+    e->acting = n;
+    log_info("cluster=%s: node=%s takes the cluster role", n->cluster, n->node);
+    send_role(n, true);
+    if (ts->hooks.on_cluster_up)
+        ts->hooks.on_cluster_up(ts->hooks.ud, n->cluster);
+}
+
+static void via_node(const struct link *n, char *via, size_t cap)
+{
+    snprintf(via, cap, "node/%s", n->node);
+}
+
 /*
  * The cluster has neither a cluster agent nor an acting node agent (lost:
  * because one just went): hand the cluster role to an eligible node agent,
  * if there is one, and record the new link (or, when lost, that there is
  * none). The cluster's new streams follow at once (tunnels_for_cluster).
+ * With several replicas the node agent only claims the role: another
+ * replica may hold the cluster's link, and of two replicas claiming at once
+ * only one is granted it (store_peer_set_link); tunnels_claimed() hears the
+ * answer.
  */
 static void relink(struct tunnels *ts, const char *cluster, bool lost)
 {
     struct cluster_entry *e = entry_for(ts, cluster, false);
-    if (e && (e->agent || e->acting))
+    if (e && (e->agent || e->acting || e->claiming))
         return;
     struct link *n = e ? pick_acting(e) : NULL;
     if (n && loop_now_ms(ts->loop) < ts->grace_until) {
@@ -161,31 +197,53 @@ static void relink(struct tunnels *ts, const char *cluster, bool lost)
                              ts->grace_until - loop_now_ms(ts->loop), on_grace_end);
         n = NULL;
     }
+    if (n && replicated(ts) && held_elsewhere(ts, cluster) != TUNNELS_HELD_NONE)
+        n = NULL;   /* another replica carries the cluster: route there */
     if (!n) {
         if (!lost)
             return;
-        log_info("cluster=%s: no link left (no cluster agent, no eligible node agent)",
-                 cluster);
+        log_info("cluster=%s: no link left here (no cluster agent, no node agent to "
+                 "stand in)", cluster);
         if (ts->ls)
             linkstate_set(ts->ls, cluster, NULL);
         return;
     }
-    e->acting = n;
-    log_info("cluster=%s: node=%s takes the cluster role", cluster, n->node);
-    send_role(n, true);
-    if (ts->ls) {
-        char via[ID_MAX + 8];
-        snprintf(via, sizeof(via), "node/%s", n->node);
+    char via[ID_MAX + 8];
+    via_node(n, via, sizeof(via));
+    if (replicated(ts)) {
+        e->claiming = n;
+        log_info("cluster=%s: node=%s claims the cluster role", cluster, n->node);
         linkstate_set(ts->ls, cluster, via);
+        return;
     }
-    if (ts->hooks.on_cluster_up)
-        ts->hooks.on_cluster_up(ts->hooks.ud, cluster);
+    if (ts->ls)
+        linkstate_set(ts->ls, cluster, via);
+    act(ts, e, n);
+}
+
+void tunnels_claimed(struct tunnels *ts, const char *cluster, const char *via, bool granted)
+{
+    struct cluster_entry *e = entry_for(ts, cluster, false);
+    char want[ID_MAX + 8];
+    if (!e || !e->claiming)
+        return;
+    via_node(e->claiming, want, sizeof(want));
+    if (strcmp(want, via) != 0)
+        return;
+    struct link *n = e->claiming;
+    e->claiming = NULL;
+    if (granted && !e->agent && !e->acting) {
+        act(ts, e, n);
+        return;
+    }
+    log_info("cluster=%s: node=%s stays on standby: another replica holds the cluster",
+             cluster, n->node);
 }
 
 static void relink_idle(const char *key, void *val, void *ud)
 {
     struct cluster_entry *e = val;
-    if (!e->agent && !e->acting)
+    if (!e->agent && !e->acting && !e->claiming)
         relink(ud, key, false);
 }
 
@@ -200,12 +258,37 @@ static void on_grace_end(struct loop_timer *t)
 static void step_down(struct cluster_entry *e)
 {
     struct link *n = e->acting;
+    e->claiming = NULL;
     if (!n)
         return;
     e->acting = NULL;
     log_info("cluster=%s: node=%s steps down: the cluster agent is back", n->cluster,
              n->node);
     send_role(n, false);
+}
+
+/* After an ownership refresh (several replicas): an acting node agent steps
+ * down when a cluster agent is up on another replica; a cluster nobody
+ * holds gets a stand-in claimed here if a node agent can. */
+static void recheck_one(const char *key, void *val, void *ud)
+{
+    struct tunnels *ts = ud;
+    struct cluster_entry *e = val;
+    if (e->agent || e->claiming)
+        return;
+    enum tunnels_held h = held_elsewhere(ts, key);
+    if (e->acting && h == TUNNELS_HELD_AGENT) {
+        step_down(e);
+        linkstate_set(ts->ls, key, NULL);
+    } else if (!e->acting && h == TUNNELS_HELD_NONE) {
+        relink(ts, key, false);
+    }
+}
+
+void tunnels_recheck(struct tunnels *ts)
+{
+    if (replicated(ts))
+        hmap_each(ts->clusters, recheck_one, ts);
 }
 
 /* {"type":"eligible","eligible":BOOL}: whether a node agent can reach the
@@ -223,7 +306,10 @@ static void node_eligible(struct link *lk, bool eligible)
         e->acting = NULL;
         send_role(lk, false);
         relink(ts, lk->cluster, true);
-    } else if (eligible && !e->agent && !e->acting) {
+    } else if (!eligible && e->claiming == lk) {
+        e->claiming = NULL;
+        relink(ts, lk->cluster, true);
+    } else if (eligible && !e->agent && !e->acting && !e->claiming) {
         relink(ts, lk->cluster, false);
     }
 }
@@ -236,7 +322,7 @@ static void on_down(struct tunnel *t, const char *why)
              lk->kind == LINK_CLUSTER ? "cluster-agent" : "node=",
              lk->kind == LINK_CLUSTER ? "" : lk->node, why);
     struct cluster_entry *e = entry_for(ts, lk->cluster, false);
-    bool held = e && (e->agent == lk || e->acting == lk);
+    bool held = e && (e->agent == lk || e->acting == lk || e->claiming == lk);
     unregister(lk);
     if (held)
         relink(ts, lk->cluster, true);

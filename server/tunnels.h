@@ -22,6 +22,16 @@
  * move the role; and for dead-after after the server starts no node agent
  * takes it, so cluster agents reconnecting after a restart find it free.
  *
+ * Several replicas (docs/REPLICAS.md): the cluster agent may be on another
+ * replica. A node agent here then only claims the role through the
+ * datastore (linkstate -> store_peer_set_link), which grants it while no
+ * live replica holds a link to the cluster, to one replica at a time; the
+ * answer comes back through tunnels_claimed(). After each ownership refresh
+ * (tunnels_recheck, about every second) an acting node agent steps down if
+ * a cluster agent is up on another replica, and a cluster nobody holds gets
+ * a claim from here if a node agent can stand in. Meanwhile streams for the
+ * cluster go to the replica holding its link.
+ *
  * Owns every agent tunnel. A cluster has at most one cluster-agent tunnel
  * (a newer connection replaces an older one), any number of node-agent
  * tunnels, and at most one of those acting (only while no cluster agent is
@@ -88,15 +98,26 @@ struct tunnel *tunnels_for_cluster(struct tunnels *ts, const char *cluster);
  * stream carried to the cluster, or NULL; reachable says whether open has
  * a chance.
  */
+enum tunnels_held { TUNNELS_HELD_NONE, TUNNELS_HELD_NODE, TUNNELS_HELD_AGENT };
+
 struct tunnels_remote {
     struct tun_stream *(*open)(void *ud, const char *cluster, const char *service,
                                const void *meta, size_t meta_len,
                                const struct tun_stream_ops *ops, void *sud);
     bool (*reachable)(void *ud, const char *cluster);
+    /* Whether another live replica holds cluster's link, and of which kind.
+     * Non-NULL turns on the claimed takeover described above. */
+    enum tunnels_held (*held)(void *ud, const char *cluster);
     void *ud;
 };
 /* Copied; NULL clears. */
 void tunnels_set_remote(struct tunnels *ts, const struct tunnels_remote *r);
+/* The datastore's answer to a claim of the cluster role for via
+ * ("node/<name>"); linkstate's claim hook. */
+void tunnels_claimed(struct tunnels *ts, const char *cluster, const char *via, bool granted);
+/* The ownership records were refreshed (peers): step down or claim where
+ * they say so. */
+void tunnels_recheck(struct tunnels *ts);
 /* Whether a stream to cluster can be opened here or through a peer. */
 bool tunnels_reachable(struct tunnels *ts, const char *cluster);
 /* Opens a stream for service to cluster: over the local link if there is

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static bool port_file_ready(void *ud)
 {
@@ -67,4 +68,28 @@ void standin_start_agent(struct standin *s, struct dtest *d)
 void standin_stop(struct standin *s)
 {
     proc_kill(&s->proc);
+}
+
+long standin_audit_mark(const struct standin *s)
+{
+    struct stat st;
+    return stat(s->audit, &st) == 0 ? (long)st.st_size : 0;
+}
+
+int standin_audit_count(const struct standin *s, long mark, const char *const needles[])
+{
+    static char line[16384];
+    FILE *f = fopen(s->audit, "r");
+    int n = 0;
+    if (!f)
+        return 0;
+    fseek(f, mark, SEEK_SET);
+    while (fgets(line, sizeof(line), f)) {
+        bool all = true;
+        for (size_t i = 0; needles[i] && all; i++)
+            all = strstr(line, needles[i]) != NULL;
+        n += all;
+    }
+    fclose(f);
+    return n;
 }

@@ -29,4 +29,10 @@ void standin_start_with(struct standin *s, struct dtest *d, const char *sa_token
 void standin_start_agent(struct standin *s, struct dtest *d);
 void standin_stop(struct standin *s);
 
+/* The audit file's size now: later calls are past it. */
+long standin_audit_mark(const struct standin *s);
+/* Audit lines past mark containing every string of the NULL-terminated
+ * needles. */
+int standin_audit_count(const struct standin *s, long mark, const char *const needles[]);
+
 #endif

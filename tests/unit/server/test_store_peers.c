@@ -3,7 +3,9 @@
  * controller leases change hands only when free or expired, tunnel owners
  * count only while their holder's lease does, a "down" from one replica
  * leaves a cluster another replica holds active, start-up and the sweep mark
- * only orphaned clusters disconnected, and the first stored CA stays.
+ * only orphaned clusters disconnected, the first stored CA stays, and a node
+ * agent's claim of the cluster role is granted to one replica only while no
+ * other live replica holds the cluster.
  */
 #include <check.h>
 #include <ftw.h>
@@ -233,6 +235,67 @@ START_TEST(test_reset_and_reap_touch_only_orphans)
 }
 END_TEST
 
+static bool set_link(const char *me, const char *cluster, const char *via, int64_t now)
+{
+    bool written = false;
+    ck_assert_int_eq(store_peer_set_link(g_db, me, cluster, via, now, now, &written), DB_OK);
+    return written;
+}
+
+static void via_of(const char *id, char *out, size_t cap)
+{
+    struct db_stmt *st;
+    ck_assert_int_eq(db_query(g_db, "SELECT connection_via FROM clusters WHERE id = ?",
+                              DB_ARGS(DB_TEXT(id)), &st), DB_OK);
+    ck_assert_int_eq(db_step(st), DB_ROW);
+    snprintf(out, cap, "%s", db_col_text(st, 0) ? db_col_text(st, 0) : "");
+    db_finalize(st);
+}
+
+/* The stand-in role is granted to one replica's node agent, only while no
+ * other live replica holds the cluster; a cluster agent anywhere wins. */
+START_TEST(test_stand_in_claim_is_exclusive)
+{
+    char via[64];
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "r%d", i);
+        ck_assert_int_eq(store_peer_heartbeat(g_db, id, "https://x", 1000, 100000), DB_OK);
+    }
+    ck_assert(set_link("r0", "c-0", "cluster-agent", 1000));
+    /* r1's node agent may not stand in while r0 holds the cluster agent. */
+    ck_assert(!set_link("r1", "c-0", "node/n1", 1100));
+    assert_state("c-0", "active");
+    /* The cluster agent goes: r1's claim is granted, r2's then refused. */
+    ck_assert(set_link("r0", "c-0", NULL, 1200));
+    assert_state("c-0", "disconnected");
+    ck_assert(set_link("r1", "c-0", "node/n1", 1300));
+    assert_state("c-0", "degraded");
+    via_of("c-0", via, sizeof(via));
+    ck_assert_str_eq(via, "node/n1");
+    ck_assert(!set_link("r2", "c-0", "node/n2", 1400));
+    /* r2's "down" leaves the stand-in's state alone. */
+    ck_assert(!set_link("r2", "c-0", NULL, 1450));
+    assert_state("c-0", "degraded");
+    /* The cluster agent is back on r0: active again, and r1 stepping down
+     * (even if its write came last) keeps it so. */
+    ck_assert(set_link("r0", "c-0", "cluster-agent", 1500));
+    assert_state("c-0", "active");
+    ck_assert(set_link("r1", "c-0", "node/n1", 1550) == false);
+    ck_assert(!set_link("r1", "c-0", NULL, 1600));
+    assert_state("c-0", "active");
+    via_of("c-0", via, sizeof(via));
+    ck_assert_str_eq(via, "cluster-agent");
+    /* A stand-in whose replica's lease ran out holds nothing: r2 may claim. */
+    ck_assert(set_link("r0", "c-0", NULL, 1700));
+    ck_assert(set_link("r1", "c-0", "node/n1", 1800));
+    ck_assert_int_eq(store_peer_heartbeat(g_db, "r1", "https://x", 1000, 2000), DB_OK);
+    ck_assert(set_link("r2", "c-0", "node/n2", 3000));
+    via_of("c-0", via, sizeof(via));
+    ck_assert_str_eq(via, "node/n2");
+}
+END_TEST
+
 START_TEST(test_first_ca_stays)
 {
     char *crt = NULL, *key = NULL;
@@ -256,7 +319,8 @@ Suite *suite_server_store_peers(void)
     tcase_add_unchecked_fixture(pg, pg_suite_setup, pg_suite_teardown);
     tcase_add_checked_fixture(pg, pg_setup, teardown);
     const TTest *all[] = { test_lease_changes_hands_only_when_free, test_owners_follow_leases,
-                           test_reset_and_reap_touch_only_orphans, test_first_ca_stays };
+                           test_reset_and_reap_touch_only_orphans, test_first_ca_stays,
+                           test_stand_in_claim_is_exclusive };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         tcase_add_test(lite, all[i]);
         tcase_add_test(pg, all[i]);
