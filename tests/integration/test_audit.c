@@ -85,12 +85,22 @@ static size_t count_lines(const char *path)
 struct lines_wait {
     const char *path;
     size_t want;
+    const char *last;           /* text of the last record expected, or NULL */
 };
 
+/* The writer thread appends in its own time: wait for the count and, when
+ * given, for the record written last, so no record is looked for early. */
 static bool enough_lines(void *ud)
 {
     struct lines_wait *w = ud;
-    return count_lines(w->path) >= w->want;
+    if (count_lines(w->path) < w->want)
+        return false;
+    if (!w->last)
+        return true;
+    char *s = slurp(w->path);
+    bool found = s && strstr(s, w->last);
+    free(s);
+    return found;
 }
 
 /* The audit records, each checked for its fields. */
@@ -186,7 +196,7 @@ START_TEST(audit_records_and_no_secrets)
     /* GETs of the API are not changes: not recorded. */
     ck_assert_int_eq(call("GET", "/v3/clusters", d.admin_token, NULL, NULL), 200);
 
-    struct lines_wait w = { audit_path, 10 };
+    struct lines_wait w = { audit_path, 10, "\"path\":\"/v3/tokens/current\"" };
     ck_assert_msg(wait_until(enough_lines, &w, 10000), "audit has %zu lines",
                   count_lines(audit_path));
     json_t *all = read_audit(audit_path);
@@ -230,7 +240,7 @@ END_TEST
 START_TEST(audit_reopens_on_sighup)
 {
     up();
-    struct lines_wait w = { audit_path, 1 };
+    struct lines_wait w = { audit_path, 1, NULL };
     ck_assert(wait_until(enough_lines, &w, 10000));     /* the admin's login */
     char rotated[320];
     snprintf(rotated, sizeof(rotated), "%s.1", audit_path);
