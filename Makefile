@@ -175,7 +175,12 @@ FUZZ_SERVER_LIB := $(FUZZ_BUILD)/libserver.a
 $(FUZZ_SERVER_LIB): $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(SERVER_MODS))
 	@rm -f $@
 	ar rcs $@ $^
-$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_SERVER_LIB) $(FUZZ_LIB_OBJS)
+# droverctl's modules likewise (fuzz_yamljson: cli/yamljson.c).
+FUZZ_CLI_LIB := $(FUZZ_BUILD)/libcli.a
+$(FUZZ_CLI_LIB): $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(CLI_MODS))
+	@rm -f $@
+	ar rcs $@ $^
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_SERVER_LIB) $(FUZZ_CLI_LIB) $(FUZZ_LIB_OBJS)
 	clang $(CPPFLAGS) -std=gnu11 $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined $^ $(PKG_LIBS) -lpthread -lm -o $@
 FUZZERS := $(patsubst fuzz/fuzz_%.c,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_SRCS))
 fuzz: deps $(FUZZERS)

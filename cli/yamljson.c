@@ -44,7 +44,10 @@ static json_t *plain_value(const char *s)
             return json_integer(v);
     }
     char *end;
-    if ((s[0] >= '0' && s[0] <= '9') || s[0] == '-' || s[0] == '.') {
+    /* Decimal forms only: strtod also takes hex floats ("0x10"), which
+     * would come back as a real where a reader expects the text. */
+    if (((s[0] >= '0' && s[0] <= '9') || s[0] == '-' || s[0] == '.') &&
+        s[strspn(s, "0123456789.eE+-")] == '\0') {
         double d = strtod(s, &end);
         if (*end == '\0' && end != s && isfinite(d))
             return json_real(d);
@@ -307,6 +310,9 @@ static void dump_value(struct dumper *d, const json_t *j, int depth)
         break;
     case JSON_REAL:
         snprintf(num, sizeof(num), "%.17g", json_real_value(j));
+        /* "1" would read back as an integer: keep it a real. */
+        if (!strpbrk(num, ".eEn"))
+            strncat(num, ".0", sizeof(num) - strlen(num) - 1);
         scalar(d, num, strlen(num), false);
         break;
     case JSON_TRUE:

@@ -16,8 +16,10 @@
 START_TEST(yaml_types_round_trip)
 {
     char err[256];
+    /* i: a whole real must not come back an integer; k: strtod's hex form
+     * stays text (both found by fuzz/fuzz_yamljson.c). */
     const char *src = "a: 1\nb: true\nc: \"true\"\nd: ~\ne: [x, 'y', 2.5]\n"
-                      "f: {}\ng: \"007\"\nh: no-such-thing\n\"1\": key\n";
+                      "f: {}\ng: \"007\"\nh: no-such-thing\n\"1\": key\ni: 1.\nk: 0x10\n";
     json_t *j = yj_load(src, strlen(src), err, sizeof(err));
     ck_assert_msg(j != NULL, "%s", err);
     ck_assert(json_is_integer(json_object_get(j, "a")));
@@ -27,6 +29,8 @@ START_TEST(yaml_types_round_trip)
     ck_assert(json_is_real(json_array_get(json_object_get(j, "e"), 2)));
     ck_assert_str_eq(json_string_value(json_object_get(j, "g")), "007");
     ck_assert_str_eq(json_string_value(json_object_get(j, "1")), "key");
+    ck_assert(json_is_real(json_object_get(j, "i")));
+    ck_assert_str_eq(json_string_value(json_object_get(j, "k")), "0x10");
     /* Written and read again: the same values, the same types. */
     char *y = yj_dump(j, NULL);
     ck_assert_ptr_nonnull(y);
