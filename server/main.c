@@ -327,6 +327,10 @@ static int start_services(struct server *s)
      * runs schedules before it is won. */
     if (s->snapsched && s->peer_token)
         snapschedule_set_leader(s->snapsched, false);
+    if (s->peer_token && s->snaps && s->upgrades) {
+        snapshots_set_replica(s->snaps, s->peer_id);
+        upgrades_set_replica(s->upgrades, s->peer_id);
+    }
     if (!s->reports || !s->rbac || !s->snaps || !s->upgrades || !s->snapsched || !s->snapapi) {
         log_error("out of memory");
         return -1;
