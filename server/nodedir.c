@@ -171,6 +171,7 @@ static void sync_done(void *arg, int rc)
         nd->rows = sy->rows;
         nd->n = sy->n;
         sy->rows = NULL;
+        sy->n = 0;
         if (sy->cut)
             log_warn("node agents of the other replicas: list cut (out of memory or over "
                      "%d)", ROWS_MAX);

@@ -14,91 +14,42 @@
 
 #include "tests/support/apitest.h"
 #include "tests/support/dtest.h"
+#include "tests/support/replicas.h"
 #include "tests/support/standin.h"
 
 #define NREP 3
 #define NCLUSTERS 3
 #define SA_TOKEN "standin-sa-token-replicas"
-#define PEER_TOKEN "replica-peer-token-0123456789abcdef"
 
-static struct dtest rep[NREP];
-static struct dtest base;       /* its dir: the token, the stand-in, agent logs */
+static struct replicas R;
 static struct standin ks;
-static char dburl[256], tokfile[400], servers[400];
 static struct cluster {
     char id[16], token[80];
     struct proc agent;
     char log[400];
 } cl[NCLUSTERS];
 
-/* A fresh directory for replica i, keeping its port if it had one. */
-static void init_replica(int i)
-{
-    struct dtest *r = &rep[i];
-    char dir[256];
-    int port = r->https_port;
-    memset(r, 0, sizeof(*r));
-    make_temp_dir(dir, sizeof(dir));
-    memcpy(r->dir, dir, sizeof(r->dir));
-    r->https_port = port ? port : free_port();
-    snprintf(r->server_log, sizeof(r->server_log), "%s/server.log", dir);
-    memcpy(r->datastore, dburl, sizeof(r->datastore));
-}
-
 static void spawn_replica(int i, bool fresh_dir)
 {
-    char id[16];
-    struct dtest *r = &rep[i];
-    if (fresh_dir)
-        init_replica(i);
-    snprintf(id, sizeof(id), "r%d", i);
-    const char *extra[] = { "--peer-id", id, "--peer-token-file", tokfile,
-                            "--ping-interval", "500ms", "--dead-after", "2s", NULL };
-    dtest_spawn_server(r, extra);
-}
-
-static void write_token_file(void)
-{
-    snprintf(tokfile, sizeof(tokfile), "%s/peer.token", base.dir);
-    FILE *f = fopen(tokfile, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "%s\n", PEER_TOKEN);
-    fclose(f);
+    replicas_spawn(&R, i, fresh_dir);
 }
 
 static void start_replicas(void)
 {
-    memset(rep, 0, sizeof(rep));
-    memset(&base, 0, sizeof(base));
-    make_temp_dir(base.dir, sizeof(base.dir));
-    apitest_new_database(dburl, sizeof(dburl));
-    for (int i = 0; i < NREP; i++)
-        init_replica(i);
-    write_token_file();
-    /* The first one alone: it makes the CA and prints the admin password. */
-    spawn_replica(0, false);
-    dtest_admin(&rep[0]);
-    for (int i = 1; i < NREP; i++) {
-        spawn_replica(i, false);
-        memcpy(rep[i].admin_token, rep[0].admin_token, sizeof(rep[i].admin_token));
-    }
-    size_t n = 0;
-    for (int i = 0; i < NREP; i++)
-        n += (size_t)snprintf(servers + n, sizeof(servers) - n, "%shttps://127.0.0.1:%d",
-                              i ? "," : "", rep[i].https_port);
+    replicas_start(&R, NREP, NULL);
 }
 
 static void start_agent(int c)
 {
     char e[12][500], tokf[450];
-    snprintf(tokf, sizeof(tokf), "%s/sa.token", base.dir);
+    snprintf(tokf, sizeof(tokf), "%s/sa.token", R.base.dir);
     FILE *f = fopen(tokf, "w");
     ck_assert_ptr_nonnull(f);
     fprintf(f, "%s\n", SA_TOKEN);
     fclose(f);
-    snprintf(e[0], sizeof(e[0]), "DROVER_SERVER=%s", servers);
+    snprintf(e[0], sizeof(e[0]), "DROVER_SERVER=%s", R.servers);
     snprintf(e[1], sizeof(e[1]), "DROVER_TOKEN=%s", cl[c].token);
-    snprintf(e[2], sizeof(e[2]), "DROVER_CA_CHECKSUM=%s", rep[0].checksum);
+    snprintf(e[2], sizeof(e[2]), "DROVER_CA_CHECKSUM=%s", R.rep[0].checksum);
     snprintf(e[3], sizeof(e[3]), "DROVER_CLUSTER_ID=%s", cl[c].id);
     snprintf(e[4], sizeof(e[4]), "DROVER_PING_INTERVAL=500ms");
     snprintf(e[5], sizeof(e[5]), "DROVER_DEAD_AFTER=2s");
@@ -108,19 +59,19 @@ static void start_agent(int c)
     snprintf(e[9], sizeof(e[9]), "DROVER_KUBE_CA_FILE=%s/ca.crt", ks.dir);
     const char *env[] = { e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], NULL };
     const char *argv[] = { bin_path("drover-cluster-agent"), NULL };
-    snprintf(cl[c].log, sizeof(cl[c].log), "%s/agent-%d.log", base.dir, c);
+    snprintf(cl[c].log, sizeof(cl[c].log), "%s/agent-%d.log", R.base.dir, c);
     proc_spawn(&cl[c].agent, argv, env, cl[c].log);
 }
 
 static void setup(void)
 {
     start_replicas();
-    standin_start(&ks, &base, SA_TOKEN);
+    standin_start(&ks, &R.base, SA_TOKEN);
     for (int c = 0; c < NCLUSTERS; c++) {
         char name[16];
         snprintf(name, sizeof(name), "c%d", c);
         /* Made through different replicas: any of them serves the API. */
-        dtest_create_cluster(&rep[c % NREP], name, cl[c].id, cl[c].token);
+        dtest_create_cluster(&R.rep[c % NREP], name, cl[c].id, cl[c].token);
         start_agent(c);
     }
 }
@@ -131,8 +82,8 @@ static void teardown(void)
         proc_kill(&cl[c].agent);
     standin_stop(&ks);
     for (int i = 0; i < NREP; i++)
-        dtest_down(&rep[i]);
-    remove_tree(base.dir);
+        dtest_down(&R.rep[i]);
+    remove_tree(R.base.dir);
     proc_cleanup();
 }
 
@@ -144,8 +95,8 @@ static void lease_setup(void)
 static void lease_teardown(void)
 {
     for (int i = 0; i < NREP; i++)
-        dtest_down(&rep[i]);
-    remove_tree(base.dir);
+        dtest_down(&R.rep[i]);
+    remove_tree(R.base.dir);
     proc_cleanup();
 }
 
@@ -168,9 +119,9 @@ static void kubeconfig_path(int i, int c, char *path, size_t cap)
 {
     char url[200];
     struct httpc_resp r;
-    snprintf(path, cap, "%s/kc-%d-%d", rep[i].dir, i, c);
+    snprintf(path, cap, "%s/kc-%d-%d", R.rep[i].dir, i, c);
     snprintf(url, sizeof(url), "/v3/clusters/%s/kubeconfig", cl[c].id);
-    ck_assert_int_eq(dtest_call(&rep[i], "GET", url, rep[i].admin_token, NULL, &r), 200);
+    ck_assert_int_eq(dtest_call(&R.rep[i], "GET", url, R.rep[i].admin_token, NULL, &r), 200);
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
     fwrite(r.body, 1, r.len, f);
@@ -197,13 +148,13 @@ static void assert_reaches(int i, int c, int timeout_ms)
     kubeconfig_path(i, c, w.kc, sizeof(w.kc));
     ck_assert_msg(wait_until(kubectl_reaches, &w, timeout_ms),
                   "kubectl via replica %d cannot reach cluster %d: %s (logs %s)", i, c,
-                  w.out, rep[i].dir);
+                  w.out, R.rep[i].dir);
 }
 
 /* Which replica holds cluster c's agent, from the datastore; -1 if none. */
 static int holder_of(int c)
 {
-    PGconn *db = PQconnectdb(dburl);
+    PGconn *db = PQconnectdb(R.dburl);
     ck_assert_msg(PQstatus(db) == CONNECTION_OK, "%s", PQerrorMessage(db));
     const char *params[] = { cl[c].id };
     PGresult *r = PQexecParams(db, "SELECT peer_id FROM peer_tunnels WHERE cluster_id = $1 "
@@ -237,7 +188,7 @@ static bool cluster_state_is(void *ud)
     char url[200];
     struct httpc_resp r;
     snprintf(url, sizeof(url), "/v3/clusters/%s", cl[w->cluster].id);
-    int st = dtest_call(&rep[w->rep], "GET", url, rep[w->rep].admin_token, NULL, &r);
+    int st = dtest_call(&R.rep[w->rep], "GET", url, R.rep[w->rep].admin_token, NULL, &r);
     char want[64];
     snprintf(want, sizeof(want), "\"state\":\"%s\"", w->state);
     bool ok = st == 200 && r.body && strstr(r.body, want);
@@ -249,7 +200,7 @@ static void cacerts_sum(int i, char out[65])
 {
     char cmd[300];
     snprintf(cmd, sizeof(cmd), "curl -sk --max-time 5 https://127.0.0.1:%d/cacerts | "
-             "sha256sum | cut -c1-64", rep[i].https_port);
+             "sha256sum | cut -c1-64", R.rep[i].https_port);
     ck_assert_int_eq(run_capture(cmd, out, 65), 0);
     out[64] = '\0';
 }
@@ -278,7 +229,7 @@ static void big_object_through_a_peer(void)
     int holder = holder_of(0), via = (holder + 1) % NREP;
     char kc[400], data[400], args[800];
     kubeconfig_path(via, 0, kc, sizeof(kc));
-    snprintf(data, sizeof(data), "%s/big.txt", base.dir);
+    snprintf(data, sizeof(data), "%s/big.txt", R.base.dir);
     FILE *f = fopen(data, "w");
     ck_assert_ptr_nonnull(f);
     for (int i = 0; i < 400 * 1024; i++)
@@ -311,7 +262,7 @@ static void streaming_through_a_peer(void)
     int via = (holder_of(0) + 1) % NREP;
     char kc[400], dep[400], args[800], cmd[2000], pod[200];
     kubeconfig_path(via, 0, kc, sizeof(kc));
-    snprintf(dep, sizeof(dep), "%s/dep.yaml", base.dir);
+    snprintf(dep, sizeof(dep), "%s/dep.yaml", R.base.dir);
     FILE *f = fopen(dep, "w");
     ck_assert_ptr_nonnull(f);
     fputs(deployment, f);
@@ -353,20 +304,20 @@ static void member_added_on_another_replica(void)
     struct httpc_resp r;
     snprintf(body, sizeof(body), "{\"username\":\"dave\",\"password\":"
              "\"pw-dave-0123456789\",\"admin\":false}");
-    ck_assert_int_eq(dtest_call(&rep[via], "POST", "/v3/users", rep[via].admin_token, body,
+    ck_assert_int_eq(dtest_call(&R.rep[via], "POST", "/v3/users", R.rep[via].admin_token, body,
                                 &r), 201);
     httpc_free(&r);
     snprintf(url, sizeof(url), "/v3/clusters/%s/members", cl[0].id);
     snprintf(body, sizeof(body), "{\"user\":\"dave\",\"role\":\"member\"}");
-    int st = dtest_call(&rep[via], "POST", url, rep[via].admin_token, body, &r);
+    int st = dtest_call(&R.rep[via], "POST", url, R.rep[via].admin_token, body, &r);
     httpc_free(&r);
     ck_assert_msg(st == 201 || st == 200, "member add: %d", st);
     snprintf(pw, sizeof(pw), "pw-dave-0123456789");
-    ck_assert_int_eq(dtest_login(&rep[via], "dave", pw, tok, sizeof(tok)), 201);
+    ck_assert_int_eq(dtest_login(&R.rep[via], "dave", pw, tok, sizeof(tok)), 201);
     struct can_i w;
     snprintf(url, sizeof(url), "/v3/clusters/%s/kubeconfig", cl[0].id);
-    snprintf(w.kc, sizeof(w.kc), "%s/dave.kubeconfig", base.dir);
-    ck_assert_int_eq(dtest_call(&rep[via], "GET", url, tok, NULL, &r), 200);
+    snprintf(w.kc, sizeof(w.kc), "%s/dave.kubeconfig", R.base.dir);
+    ck_assert_int_eq(dtest_call(&R.rep[via], "GET", url, tok, NULL, &r), 200);
     FILE *f = fopen(w.kc, "w");
     ck_assert_ptr_nonnull(f);
     fwrite(r.body, 1, r.len, f);
@@ -382,14 +333,14 @@ START_TEST(one_ca_for_all_replicas)
     char sums[NREP][65];
     for (int i = 0; i < NREP; i++) {
         cacerts_sum(i, sums[i]);
-        ck_assert_str_eq(rep[i].checksum, rep[0].checksum);
-        ck_assert_str_eq(sums[i], rep[0].checksum);
+        ck_assert_str_eq(R.rep[i].checksum, R.rep[0].checksum);
+        ck_assert_str_eq(sums[i], R.rep[0].checksum);
     }
     /* A replica restarted with an empty data-dir takes the same CA. */
-    dtest_down(&rep[2]);
+    dtest_down(&R.rep[2]);
     spawn_replica(2, true);
     cacerts_sum(2, sums[2]);
-    ck_assert_str_eq(sums[2], rep[0].checksum);
+    ck_assert_str_eq(sums[2], R.rep[0].checksum);
 }
 END_TEST
 
@@ -411,12 +362,12 @@ START_TEST(kubectl_through_every_replica_and_failover)
     for (int u = 0; u < 6; u++) {
         char name[32];
         snprintf(name, sizeof(name), "user%d", u);
-        apitest_user(&rep[u % NREP], name, false, tok);
+        apitest_user(&R.rep[u % NREP], name, false, tok);
     }
     int victim = holder_of(0);
     ck_assert_int_ge(victim, 0);
-    proc_signal(&rep[victim].server, SIGKILL);
-    proc_wait(&rep[victim].server, 5000);
+    proc_signal(&R.rep[victim].server, SIGKILL);
+    proc_wait(&R.rep[victim].server, 5000);
     int other = (victim + 1) % NREP;
     /* The agent redials the next replica in its list at once (its socket
      * died with the server); the dead replica's lease runs out meanwhile. */
@@ -432,18 +383,18 @@ START_TEST(kubectl_through_every_replica_and_failover)
     for (int u = 0; u < 6; u++) {
         char path[64];
         snprintf(path, sizeof(path), "/v3/users/user%d", u);
-        json_decref(apitest_expect(&rep[other], __LINE__, 200, "GET", path,
-                                   rep[other].admin_token, NULL));
+        json_decref(apitest_expect(&R.rep[other], __LINE__, 200, "GET", path,
+                                   R.rep[other].admin_token, NULL));
     }
     /* Back with an empty data-dir: it serves every cluster again. */
-    remove_tree(rep[victim].dir);
+    remove_tree(R.rep[victim].dir);
     spawn_replica(victim, true);
-    memcpy(rep[victim].admin_token, rep[other].admin_token, sizeof(rep[victim].admin_token));
+    memcpy(R.rep[victim].admin_token, R.rep[other].admin_token, sizeof(R.rep[victim].admin_token));
     for (int c = 0; c < NCLUSTERS; c++)
         assert_reaches(victim, c, 30000);
     /* Clean exits (leak checks under the sanitizers) with links and agents up. */
     for (int i = 0; i < NREP; i++)
-        dtest_stop_server(&rep[i]);
+        dtest_stop_server(&R.rep[i]);
 }
 END_TEST
 
@@ -454,8 +405,8 @@ START_TEST(orphaned_cluster_marked_disconnected)
     ck_assert_msg(wait_until(all_held, NULL, 30000), "agents did not all connect");
     int victim = holder_of(1);
     proc_kill(&cl[1].agent);
-    proc_signal(&rep[victim].server, SIGKILL);
-    proc_wait(&rep[victim].server, 5000);
+    proc_signal(&R.rep[victim].server, SIGKILL);
+    proc_wait(&R.rep[victim].server, 5000);
     int other = (victim + 1) % NREP;
     struct state_wait w = { .rep = other, .cluster = 1, .state = "disconnected" };
     ck_assert_msg(wait_until(cluster_state_is, &w, 30000), "cluster 1 still active");
@@ -467,20 +418,7 @@ END_TEST
 
 static int lease_holders(int *who)
 {
-    int n = 0;
-    for (int i = 0; i < NREP; i++) {
-        if (!rep[i].server.pid)
-            continue;
-        /* The last word in its log about the lease. */
-        char cmd[600], out[64];
-        snprintf(cmd, sizeof(cmd), "grep -o 'lease controllers: [a-z]*' %s | tail -1",
-                 rep[i].server_log);
-        if (run_capture(cmd, out, sizeof(out)) == 0 && strstr(out, "acquired")) {
-            *who = i;
-            n++;
-        }
-    }
-    return n;
+    return replicas_lease_holders(&R, who);
 }
 
 static bool one_holder(void *ud)
@@ -499,19 +437,19 @@ START_TEST(controllers_run_on_one_replica_and_move)
     int again = -1;
     ck_assert_int_eq(lease_holders(&again), 1);
     ck_assert_int_eq(again, holder);
-    proc_signal(&rep[holder].server, SIGKILL);
-    proc_wait(&rep[holder].server, 5000);
-    rep[holder].server.pid = 0;
+    proc_signal(&R.rep[holder].server, SIGKILL);
+    proc_wait(&R.rep[holder].server, 5000);
+    R.rep[holder].server.pid = 0;
     ck_assert_msg(wait_until(one_holder, &holder, 30000), "the lease did not move");
     /* A clean stop gives the lease up: the last replica takes it. */
     int second = -1;
     ck_assert_int_eq(lease_holders(&second), 1);
-    dtest_stop_server(&rep[second]);
-    rep[second].server.pid = 0;
+    dtest_stop_server(&R.rep[second]);
+    R.rep[second].server.pid = 0;
     ck_assert_msg(wait_until(one_holder, &second, 15000), "the lease did not move again");
     for (int i = 0; i < NREP; i++)
-        if (rep[i].server.pid)
-            dtest_stop_server(&rep[i]);
+        if (R.rep[i].server.pid)
+            dtest_stop_server(&R.rep[i]);
 }
 END_TEST
 
@@ -524,7 +462,7 @@ START_TEST(bad_replica_settings_exit_2)
     snprintf(log, sizeof(log), "%s/server.log", dir);
     FILE *f = fopen(tok, "w");
     ck_assert_ptr_nonnull(f);
-    fprintf(f, "%s\n", PEER_TOKEN);
+    fprintf(f, "%s\n", REPLICAS_PEER_TOKEN);
     fclose(f);
     const char *sqlite[] = { bin_path("drover-server"), "--listen", "127.0.0.1:0",
                              "--data-dir", dir, "--peer-token-file", tok, NULL };
