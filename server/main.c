@@ -281,7 +281,8 @@ static void on_membership_changed(void *ud, const char *cluster)
 static bool node_connected(void *ud, const char *cluster, const char *node)
 {
     struct server *s = ud;
-    return s->tunnels && tunnels_node_connected(s->tunnels, cluster, node);
+    /* Here or on another replica (several replicas). */
+    return s->tunnels && tunnels_find_node_anywhere(s->tunnels, cluster, node, NULL, NULL, 0);
 }
 
 static bool on_agent_stream(void *ud, const char *cluster, struct tun_stream *st,
