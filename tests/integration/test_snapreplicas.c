@@ -4,7 +4,8 @@
  * drover-node-agent with the etcd role connected to a single replica.
  *
  * - A snapshot asked of a replica that does not hold the node agent is
- *   taken through the peer link, and downloads from any replica match it.
+ *   taken through the peer link, and downloads from any replica match it;
+ *   an upgrade asked of that replica runs the agent's hook the same way.
  * - The schedule (one "minute" is 3 s here) runs on the controllers' lease
  *   holder; that replica is killed with SIGKILL while the schedule runs. The
  *   snapshots taken over the run must show no two for one due slot (each
@@ -69,9 +70,15 @@ static json_t *call(int i, int want, const char *method, const char *path, const
 /* The node agent, connected to replica i only. */
 static void start_node_agent(int i)
 {
-    char e[11][400], work[300];
+    char e[12][450], work[300], hook[400];
     snprintf(work, sizeof(work), "%s/node", R.base.dir);
     mkdir(work, 0700);
+    snprintf(hook, sizeof(hook), "%s/upgrade-hook.sh", work);
+    FILE *f = fopen(hook, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("#!/bin/sh\necho upgraded to $DROVER_UPGRADE_VERSION\n", f);
+    fclose(f);
+    chmod(hook, 0755);
     snprintf(e[0], sizeof(e[0]), "DROVER_SERVER=https://127.0.0.1:%d", R.rep[i].https_port);
     snprintf(e[1], sizeof(e[1]), "DROVER_TOKEN=%s", reg);
     snprintf(e[2], sizeof(e[2]), "DROVER_CA_CHECKSUM=%s", R.rep[0].checksum);
@@ -83,8 +90,9 @@ static void start_node_agent(int i)
     snprintf(e[8], sizeof(e[8]), "DROVER_HEALTH_LISTEN=127.0.0.1:0");
     snprintf(e[9], sizeof(e[9]), "DROVER_ETCD_ENDPOINTS=%s", etcdtmp_endpoint(etcd));
     snprintf(e[10], sizeof(e[10]), "DROVER_PING_INTERVAL=500ms");
+    snprintf(e[11], sizeof(e[11]), "DROVER_UPGRADE_HOOK=%s", hook);
     const char *env[] = { e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8], e[9], e[10],
-                          "DROVER_DEAD_AFTER=3s", NULL };
+                          e[11], "DROVER_DEAD_AFTER=3s", NULL };
     const char *argv[] = { bin_path("drover-node-agent"), NULL };
     char log[400];
     snprintf(log, sizeof(log), "%s/node-agent.log", R.base.dir);
@@ -181,6 +189,31 @@ static void manual_snapshot(int post_to, int other)
         download_matches(i, sid, sha, size);
 }
 
+/* An upgrade POSTed to replica post_to reaches the node agent on another
+ * replica; its progress reads the same through replica other. */
+static void upgrade_through(int post_to, int other)
+{
+    char path[200];
+    snprintf(path, sizeof(path), "/v3/clusters/%s/upgrade", cid);
+    json_decref(call(post_to, 202, "POST", path, "{\"version\":\"v9.9.9\"}"));
+    snprintf(path, sizeof(path), "/v3/clusters/%s", cid);
+    long long until = mono_ms() + 30000;
+    json_t *c;
+    for (;;) {
+        c = call(other, 200, "GET", path, NULL);
+        const char *st = apitest_str(c, "upgrade.state");
+        if ((st && strcmp(st, "running") != 0) || mono_ms() > until)
+            break;
+        json_decref(c);
+        usleep(100000);
+    }
+    ck_assert_str_eq(apitest_str(c, "upgrade.state"), "done");
+    json_t *n = json_array_get(apitest_get(c, "upgrade.nodes"), 0);
+    ck_assert_str_eq(apitest_str(n, "node"), "etcd-1");
+    ck_assert_str_eq(apitest_str(n, "message"), "upgraded to v9.9.9");
+    json_decref(c);
+}
+
 struct sched {
     int n;
     char id[64][40], state[64][16], sha[64][65];
@@ -233,6 +266,7 @@ START_TEST(snapshots_across_replicas_and_schedule_survives_holder_kill)
 
     /* Asked of a replica without the agent; answered through the agent's. */
     manual_snapshot(t, h);
+    upgrade_through(t, h);
 
     /* The schedule runs on h and reaches the agent through a. */
     char cp[200];
