@@ -9,14 +9,16 @@
  * - The schedule (one "minute" is 3 s here) runs on the controllers' lease
  *   holder; that replica is killed with SIGKILL while the schedule runs. The
  *   snapshots taken over the run must show no two for one due slot (each
- *   is at least an interval after the one before: a second runner would
- *   break that), and the schedule must carry on under the new holder: its
+ *   is at least an interval after the one before, and each was run by the
+ *   lease holder of its time, per the runner column), and the schedule
+ *   must carry on under the new holder: its
  *   snapshots done, downloadable through a replica without the agent. At
  *   most the one snapshot in flight at the kill may fail, and it must be
  *   marked failed (by the new holder's sweep), not left running.
  */
 #include <check.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -250,6 +252,23 @@ static int count_done_after(const struct sched *s, long long t)
     return n;
 }
 
+/* The replica that ran scheduled snapshot sid (its runner column), from
+ * the datastore: -1 if unknown. */
+static int runner_of(const char *sid)
+{
+    PGconn *db = PQconnectdb(R.dburl);
+    ck_assert_msg(PQstatus(db) == CONNECTION_OK, "%s", PQerrorMessage(db));
+    const char *params[] = { sid };
+    PGresult *r = PQexecParams(db, "SELECT runner FROM etcd_snapshots WHERE id = $1", 1, NULL,
+                               params, NULL, NULL, 0);
+    int who = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        who = atoi(PQgetvalue(r, 0, 0) + 1);
+    PQclear(r);
+    PQfinish(db);
+    return who;
+}
+
 START_TEST(snapshots_across_replicas_and_schedule_survives_holder_kill)
 {
     int h = -1;
@@ -283,12 +302,13 @@ START_TEST(snapshots_across_replicas_and_schedule_survives_holder_kill)
                   R.rep[h].dir);
 
     /* Killed mid-schedule (maybe mid-snapshot). */
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    long long killed = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     proc_signal(&R.rep[h].server, SIGKILL);
     proc_wait(&R.rep[h].server, 5000);
     R.rep[h].server.pid = 0;
+    /* Anything created from now on is the new holder's. */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long killed = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     ck_assert_msg(wait_until(one_holder_not, &h, 30000), "the lease did not move");
     int h2 = holder_now();
 
@@ -324,6 +344,10 @@ START_TEST(snapshots_across_replicas_and_schedule_survives_holder_kill)
             ck_assert_msg(s.created[k] - s.created[k - 1] >= UNIT_MS - 50,
                           "snapshots %s and %s only %lld ms apart: the schedule ran twice",
                           s.id[k - 1], s.id[k], s.created[k] - s.created[k - 1]);
+        /* Run by the lease holder of the time, never by another replica. */
+        int want = s.created[k] < killed ? h : h2, got = runner_of(s.id[k]);
+        ck_assert_msg(got == want, "scheduled snapshot %s run by r%d, want r%d", s.id[k], got,
+                      want);
         if (strcmp(s.state[k], "done") == 0)
             continue;
         /* Only one in flight at the kill may fail (it never finished). */
