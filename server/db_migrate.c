@@ -138,7 +138,9 @@ static const struct mig_step v4_steps[] = {
          "created_at BIGINT NOT NULL, "
          "finished_at BIGINT, "
          "error TEXT, "
-         "restore_json TEXT)"),
+         "restore_json TEXT, "
+         /* the replica running the snapshot or its last restore */
+         "runner TEXT)"),
     BOTH("CREATE INDEX etcd_snapshots_cluster ON etcd_snapshots (cluster_id, id)"),
     SPLIT("CREATE TABLE etcd_snapshot_chunks ("
           "snapshot_id TEXT NOT NULL REFERENCES etcd_snapshots(id) ON DELETE CASCADE, "
@@ -153,7 +155,8 @@ static const struct mig_step v4_steps[] = {
     BOTH("CREATE TABLE cluster_upgrades ("
          "cluster_id TEXT PRIMARY KEY REFERENCES clusters(id) ON DELETE CASCADE, "
          "doc TEXT NOT NULL, "
-         "updated_at BIGINT NOT NULL)"),
+         "updated_at BIGINT NOT NULL, "
+         "runner TEXT)"),
 };
 
 /* Several replicas on one PostgreSQL (docs/REPLICAS.md): who is alive
@@ -173,6 +176,15 @@ static const struct mig_step v5_steps[] = {
          "since BIGINT NOT NULL, "
          "PRIMARY KEY (cluster_id, peer_id))"),
     BOTH("CREATE INDEX peer_tunnels_peer_id ON peer_tunnels (peer_id)"),
+    /* every node agent each replica holds (rewritten by its holder when the
+     * set changes; valid while the holder's lease is), so node tasks reach
+     * node agents on other replicas */
+    BOTH("CREATE TABLE peer_node_agents ("
+         "peer_id TEXT NOT NULL, "
+         "cluster_id TEXT NOT NULL, "
+         "node TEXT NOT NULL, "
+         "roles TEXT NOT NULL, "
+         "PRIMARY KEY (peer_id, cluster_id, node))"),
     BOTH("CREATE TABLE leases ("
          "name TEXT PRIMARY KEY, "
          "holder TEXT NOT NULL, "

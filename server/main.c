@@ -281,7 +281,8 @@ static void on_membership_changed(void *ud, const char *cluster)
 static bool node_connected(void *ud, const char *cluster, const char *node)
 {
     struct server *s = ud;
-    return s->tunnels && tunnels_node_connected(s->tunnels, cluster, node);
+    /* Here or on another replica (several replicas). */
+    return s->tunnels && tunnels_find_node_anywhere(s->tunnels, cluster, node, NULL, NULL, 0);
 }
 
 static bool on_agent_stream(void *ud, const char *cluster, struct tun_stream *st,
@@ -327,6 +328,10 @@ static int start_services(struct server *s)
      * runs schedules before it is won. */
     if (s->snapsched && s->peer_token)
         snapschedule_set_leader(s->snapsched, false);
+    if (s->peer_token && s->snaps && s->upgrades) {
+        snapshots_set_replica(s->snaps, s->peer_id);
+        upgrades_set_replica(s->upgrades, s->peer_id);
+    }
     if (!s->reports || !s->rbac || !s->snaps || !s->upgrades || !s->snapsched || !s->snapapi) {
         log_error("out of memory");
         return -1;

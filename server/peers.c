@@ -29,6 +29,8 @@
 #define REAP_EVERY      3           /* ticks */
 #define URL_MAX         512
 #define PEER_PREFIX     "peer."
+/* A peer stream's address: a cluster id, or "<cluster>/<node>". */
+#define ADDR_MAX        (PEERS_ID_MAX + 1 + 253)
 /* Refresh results larger than this are cut (and logged): a bound on what
  * one heartbeat may allocate. */
 #define MAX_ROWS        1000000
@@ -239,7 +241,60 @@ static struct tun_stream *remote_open(void *ud, const char *cluster, const char 
     return tun_stream_open(t, svc, m, cl + 1 + meta_len, ops, sud);
 }
 
+/* Opens service on the link to replica peer, addressed to addr. */
+static struct tun_stream *open_on(struct peers *p, const char *peer, const char *addr,
+                                  const char *service, const void *meta, size_t meta_len,
+                                  const struct tun_stream_ops *ops, void *sud)
+{
+    struct member *m = strcmp(peer, p->id) ? hmap_get(p->members, peer) : NULL;
+    char svc[TUN_MAX_SERVICE + 1];
+    size_t al = strlen(addr);
+    int n = snprintf(svc, sizeof(svc), PEER_PREFIX "%s", service);
+    if (!m || !m->t || n < 0 || (size_t)n > TUN_MAX_SERVICE || al > ADDR_MAX ||
+        al + 1 + meta_len > TUN_MAX_META)
+        return NULL;
+    char mb[TUN_MAX_META];
+    memcpy(mb, addr, al);
+    mb[al] = '\n';
+    if (meta_len)
+        memcpy(mb + al + 1, meta, meta_len);
+    return tun_stream_open(m->t, svc, mb, al + 1 + meta_len, ops, sud);
+}
+
+struct tun_stream *peers_open_node(struct peers *p, const char *peer, const char *cluster,
+                                   const char *node, const char *service, const void *meta,
+                                   size_t meta_len, const struct tun_stream_ops *ops,
+                                   void *sud)
+{
+    char addr[ADDR_MAX + 2];
+    int n = snprintf(addr, sizeof(addr), "%s/%s", cluster, node);
+    if (n < 0 || (size_t)n > ADDR_MAX || strchr(node, '/'))
+        return NULL;
+    return open_on(p, peer, addr, service, meta, meta_len, ops, sud);
+}
+
 /* ---- incoming links ---- */
+
+/* The local tunnel a peer stream addressed to "<cluster>" or
+ * "<cluster>/<node>" (a node agent, for node tasks) goes to, or NULL with
+ * why. */
+static struct tunnel *in_target(struct peers *p, char *addr, char *why, size_t cap)
+{
+    char *slash = strchr(addr, '/');
+    struct tunnel *t;
+    if (slash) {
+        *slash = '\0';
+        t = tunnels_find_node(p->ts, addr, slash + 1, NULL, NULL, 0);
+        if (!t)
+            snprintf(why, cap, "node %s of cluster %s is not connected to replica %s",
+                     slash + 1, addr, p->id);
+        return t;
+    }
+    t = tunnels_for_cluster(p->ts, addr);
+    if (!t)
+        snprintf(why, cap, "cluster %s is not connected to replica %s", addr, p->id);
+    return t;
+}
 
 static void in_open(struct tunnel *t, struct tun_stream *s, const char *service,
                     const uint8_t *meta, size_t meta_len)
@@ -249,19 +304,17 @@ static void in_open(struct tunnel *t, struct tun_stream *s, const char *service,
     const uint8_t *nl = meta_len ? memchr(meta, '\n', meta_len) : NULL;
     size_t plen = strlen(PEER_PREFIX);
     if (strncmp(service, PEER_PREFIX, plen) != 0 || !nl || nl == meta ||
-        (size_t)(nl - meta) > PEERS_ID_MAX) {
+        (size_t)(nl - meta) > ADDR_MAX) {
         tun_stream_reset(s, TUN_RESET_PROTOCOL, "expected peer.<service> and a cluster");
         return;
     }
-    char cluster[PEERS_ID_MAX + 1];
-    memcpy(cluster, meta, (size_t)(nl - meta));
-    cluster[nl - meta] = '\0';
+    char addr[ADDR_MAX + 1];
+    memcpy(addr, meta, (size_t)(nl - meta));
+    addr[nl - meta] = '\0';
     /* Only a local link: a stream is forwarded one hop, never bounced on. */
-    struct tunnel *agent = tunnels_for_cluster(p->ts, cluster);
-    char why[200];
+    char why[600];
+    struct tunnel *agent = in_target(p, addr, why, sizeof(why));
     if (!agent) {
-        snprintf(why, sizeof(why), "cluster %s is not connected to replica %s", cluster,
-                 p->id);
         tun_stream_reset(s, TUN_RESET_UNAVAILABLE, why);
         return;
     }

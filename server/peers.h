@@ -17,7 +17,8 @@
  * A stream for a cluster held elsewhere is opened on the link to its owner
  * as service "peer.<service>" with "<cluster>\n<meta>" as metadata; the
  * owner opens <service> on its local agent tunnel and splices the two
- * (server/splice.c). Streams are only ever forwarded one hop.
+ * (server/splice.c). Node tasks address one node agent instead, with
+ * "<cluster>/<node>\n<meta>". Streams are only ever forwarded one hop.
  *
  * Owns the links (both directions), the membership and owner caches and
  * the heartbeat timer. Loop thread only.
@@ -79,6 +80,14 @@ void peers_free(struct peers *p);
 /* The replica holding cluster's link according to the last refresh, or
  * NULL. */
 const char *peers_owner(struct peers *p, const char *cluster);
+
+/* Opens service to node's agent in cluster, held by replica peer: a
+ * stream addressed "<cluster>/<node>" on the link to peer (spliced there
+ * onto that node agent's tunnel). NULL if the link is not up. */
+struct tun_stream *peers_open_node(struct peers *p, const char *peer, const char *cluster,
+                                   const char *node, const char *service, const void *meta,
+                                   size_t meta_len, const struct tun_stream_ops *ops,
+                                   void *sud);
 
 struct peers_stats {
     size_t live, links_up, incoming, owners;

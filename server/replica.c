@@ -16,6 +16,7 @@
 #include "common/url.h"
 #include "server/server.h"
 #include "server/sharedca.h"
+#include "server/nodedir.h"
 #include "server/snapschedule.h"
 
 #define CONTROLLERS_LEASE "controllers"
@@ -164,6 +165,11 @@ int replica_start(struct server *s)
     s->peers = peers_new(s->loop, s->tunnels, &pc);
     if (!s->peers)
         return -1;
+    s->nodedir = nodedir_new(s->loop, s->tunnels, s->peers, s->peer_id);
+    if (!s->nodedir) {
+        log_error("out of memory");
+        return -1;
+    }
     log_info("replica %s: advertising %s to the other replicas", s->peer_id,
              pc.advertise_url);
     return 0;
@@ -177,6 +183,7 @@ void replica_store_ready(struct server *s, struct db_pool *pool)
             linkstate_set_claim_hook(s->ls, on_claim, s);
         }
         peers_set_pool(s->peers, pool);
+        nodedir_set_pool(s->nodedir, pool);
     }
     if (s->ctl)
         lease_start(s->ctl, pool, s->peers != NULL);
@@ -186,6 +193,8 @@ void replica_stop(struct server *s)
 {
     if (s->peers)
         peers_set_pool(s->peers, NULL);
+    if (s->nodedir)
+        nodedir_set_pool(s->nodedir, NULL);
     lease_stop(s->ctl);
 }
 
@@ -194,6 +203,8 @@ void replica_free(struct server *s)
     if (s->peers)
         peers_leave(cfg_str(&s->cfg, "datastore"), cfg_str(&s->cfg, "data-dir"),
                     s->peer_id);
+    nodedir_free(s->nodedir);
+    s->nodedir = NULL;
     peers_free(s->peers);
     s->peers = NULL;
     lease_free(s->ctl);

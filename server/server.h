@@ -41,6 +41,7 @@ struct server {
     struct linkstate *ls;       /* once the datastore is ready */
     struct db_pool *pool;       /* likewise (owned by ds) */
     struct peers *peers;        /* several replicas (docs/REPLICAS.md), else NULL */
+    struct nodedir *nodedir;    /* the other replicas' node agents, else NULL */
     struct lease *ctl;          /* the run-once controllers' lease */
     char peer_id[64];           /* this replica (also the lease holder name) */
     char *peer_token;           /* from peer-token-file; NULL on a single server */

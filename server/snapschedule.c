@@ -13,6 +13,7 @@
 
 #define DUE_MAX 256         /* clusters started per tick */
 #define FORGET_MAX 64
+#define SWEEP_MS 3000       /* tasks of dead replicas are looked for this often */
 
 struct snapschedule {
     struct loop *loop;
@@ -21,6 +22,7 @@ struct snapschedule {
     uint64_t unit_ms;
     bool leader, ticking, scanning;
     unsigned jobs;
+    int64_t last_sweep;
     struct loop_timer tick;
 };
 
@@ -105,13 +107,20 @@ static void on_tick(struct loop_timer *t)
         schedule_next(ss);
         return;
     }
+    /* A task of a replica that died stays "running" (and its schedule held
+     * back) until marked failed here. */
+    int64_t now = store_now_ms();
+    if (now - ss->last_sweep >= SWEEP_MS) {
+        ss->last_sweep = now;
+        snapshots_sweep(ss->sn);
+    }
     struct scan *sc = calloc(1, sizeof(*sc));
     if (!sc) {
         schedule_next(ss);
         return;
     }
     sc->ss = ss;
-    sc->now = store_now_ms();
+    sc->now = now;
     if (db_pool_submit_read(ss->pool, scan_work, scan_done, sc) < 0) {
         free(sc);
         schedule_next(ss);

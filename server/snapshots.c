@@ -46,6 +46,8 @@ struct snapshots {
     void *ud;
     void (*on_recovered)(void *ud);
     void *rec_ud;
+    char me[NAME_MAX_];         /* this replica's id ("": a single server) */
+    bool sweeping;
 };
 
 /* An answer line: the JSON object the agent sends before any data. */
@@ -105,6 +107,7 @@ struct job {
     uint8_t *data;
     size_t len;
     char *text;
+    const char *me;             /* the replica running the task (NULL: alone) */
     char err[ERR_MAX];
     char dberr[200];
 };
@@ -458,14 +461,14 @@ static void take_start(struct snapshots *sn, const char *cluster, const char *no
     t->next = sn->takes;
     sn->takes = t;
     t->sha = EVP_MD_CTX_new();
-    struct tunnel *tun = tunnels_find_node(sn->ts, cluster, node, NULL, NULL, 0);
     char meta[128];
     int ml = snprintf(meta, sizeof(meta), "{\"id\":\"%s\"}", sid);
     if (!t->sha || EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL) != 1) {
         take_fail(t, "out of memory");
-    } else if (!tun) {
+    } else if (!tunnels_find_node_anywhere(sn->ts, cluster, node, NULL, NULL, 0)) {
         take_fail(t, "the node agent of %s is not connected", node);
-    } else if (!(t->s = tun_stream_open(tun, "etcd-snapshot", meta, (size_t)ml, &take_ops, t))) {
+    } else if (!(t->s = tunnels_open_node_stream(sn->ts, cluster, node, "etcd-snapshot", meta,
+                                                 (size_t)ml, &take_ops, t))) {
         take_fail(t, "cannot open a stream to node %s", node);
     } else {
         tun_stream_close(t->s);     /* the task is all in the metadata */
@@ -498,7 +501,7 @@ struct create {
 
 static int create_work(struct db *db, struct job *j)
 {
-    return store_snapshot_create(db, j->id, j->cluster, j->node, j->flag, j->now);
+    return store_snapshot_create(db, j->id, j->cluster, j->node, j->flag, j->now, j->me);
 }
 
 static void create_done(struct job *j, int rc)
@@ -530,7 +533,7 @@ void snapshots_create(struct snapshots *sn, const char *cluster, const char *nod
                       bool scheduled, snapshots_cb cb, void *ud)
 {
     char name[NAME_MAX_], msg[300];
-    if (!tunnels_find_node(sn->ts, cluster, node, SNAP_ROLE, name, sizeof(name))) {
+    if (!tunnels_find_node_anywhere(sn->ts, cluster, node, SNAP_ROLE, name, sizeof(name))) {
         if (node)
             snprintf(msg, sizeof(msg), "node %s has no connected node agent with the etcd "
                      "role (DROVER_NODE_ROLES)", node);
@@ -552,6 +555,7 @@ void snapshots_create(struct snapshots *sn, const char *cluster, const char *nod
     snprintf(j->cluster, sizeof(j->cluster), "%s", cluster);
     snprintf(j->node, sizeof(j->node), "%s", name);
     j->flag = scheduled;
+    j->me = sn->me[0] ? sn->me : NULL;
     if (job_submit(sn, j, false) < 0) {
         free(c);
         cb(ud, 503, NULL, "the datastore is busy; try again");
@@ -609,7 +613,7 @@ static char *restore_doc(struct restore *r)
 
 static int doc_work(struct db *db, struct job *j)
 {
-    return store_snapshot_set_restore(db, j->id, j->text);
+    return store_snapshot_set_restore(db, j->id, j->text, j->me);
 }
 
 static void save_doc(struct restore *r);
@@ -654,6 +658,7 @@ static void save_doc(struct restore *r)
         return;
     }
     snprintf(j->id, sizeof(j->id), "%s", r->sid);
+    j->me = r->sn->me[0] ? r->sn->me : NULL;
     if (job_submit(r->sn, j, false) == 0) {
         r->jobs++;
         r->writing = true;
@@ -850,10 +855,9 @@ static bool has_etcd(const char *roles)
     return false;
 }
 
-static void pick_node(void *ud, const char *node, const char *roles, struct tunnel *t)
+static void pick_node(void *ud, const char *node, const char *roles)
 {
     struct pick *pk = ud;
-    (void)t;
     if (pk->n == 16 || !has_etcd(roles) || (pk->only && strcmp(pk->only, node) != 0))
         return;
     for (size_t i = 0; i < pk->n; i++)
@@ -874,7 +878,7 @@ int snapshots_restore(struct snapshots *sn, const char *cluster, const char *sid
             return 409;
         }
     }
-    tunnels_each_node_agent(sn->ts, cluster, pick_node, &pk);
+    tunnels_each_node_anywhere(sn->ts, cluster, pick_node, &pk);
     if (pk.n == 0) {
         snprintf(msg, msgcap, "%s%s has no connected node agent with the etcd role",
                  node ? "node " : "cluster ", node ? node : cluster);
@@ -904,8 +908,8 @@ int snapshots_restore(struct snapshots *sn, const char *cluster, const char *sid
         rn->r = r;
         snprintf(rn->node, sizeof(rn->node), "%s", pk.names[i]);
         snprintf(rn->state, sizeof(rn->state), "running");
-        struct tunnel *t = tunnels_find_node(sn->ts, cluster, rn->node, NULL, NULL, 0);
-        rn->s = t ? tun_stream_open(t, "etcd-restore", meta, (size_t)ml, &rnode_ops, rn) : NULL;
+        rn->s = tunnels_open_node_stream(sn->ts, cluster, rn->node, "etcd-restore", meta,
+                                         (size_t)ml, &rnode_ops, rn);
         if (!rn->s)
             rnode_finish(rn, false, "cannot open a stream to node %s", rn->node);
         else
@@ -960,19 +964,17 @@ static const struct tun_stream_ops forget_ops = {
 void snapshots_forget(struct snapshots *sn, const char *cluster, const char *node,
                       const char *sid)
 {
-    struct tunnel *t = tunnels_find_node(sn->ts, cluster, node, NULL, NULL, 0);
-    struct forget *f = t ? calloc(1, sizeof(*f)) : NULL;
-    if (!f) {
-        log_info("snapshot %s deleted; node %s is not connected to remove its copy", sid, node);
+    struct forget *f = calloc(1, sizeof(*f));
+    if (!f)
         return;
-    }
     snprintf(f->node, sizeof(f->node), "%s", node);
     snprintf(f->sid, sizeof(f->sid), "%s", sid);
     char meta[128];
     int ml = snprintf(meta, sizeof(meta), "{\"id\":\"%s\"}", sid);
-    struct tun_stream *s = tun_stream_open(t, "etcd-snapshot-delete", meta, (size_t)ml,
-                                           &forget_ops, f);
+    struct tun_stream *s = tunnels_open_node_stream(sn->ts, cluster, node, "etcd-snapshot-delete",
+                                                    meta, (size_t)ml, &forget_ops, f);
     if (!s) {
+        log_info("snapshot %s deleted; node %s is not connected to remove its copy", sid, node);
         free(f);
         return;
     }
@@ -1002,7 +1004,7 @@ void snapshots_on_finished(struct snapshots *sn,
 
 static int recover_work(struct db *db, struct job *j)
 {
-    return store_snapshots_recover(db, j->now, &j->size);
+    return store_snapshots_recover(db, j->now, j->me, j->flag, &j->size);
 }
 
 static void recover_done(struct job *j, int rc)
@@ -1028,8 +1030,40 @@ void snapshots_set_pool(struct snapshots *sn, struct db_pool *pool,
     sn->on_recovered = recovered;
     sn->rec_ud = ud;
     struct job *j = job_new(sn, recover_work, recover_done);
+    if (j)
+        j->me = sn->me[0] ? sn->me : NULL;
     if ((!j || job_submit(sn, j, false) < 0) && recovered)
         recovered(ud);  /* serve anyway; the log says why the fix-up failed */
+}
+
+void snapshots_set_replica(struct snapshots *sn, const char *id)
+{
+    snprintf(sn->me, sizeof(sn->me), "%s", id ? id : "");
+}
+
+static void sweep_done(struct job *j, int rc)
+{
+    struct snapshots *sn = j->owner;
+    sn->sweeping = false;
+    if (rc < 0 && rc != DB_CANCELLED)
+        log_warn("snapshots: cannot sweep the tasks of replicas gone: %s (%s)",
+                 db_code_str(rc), j->dberr);
+    else if (j->size)
+        log_info("snapshots: %lld snapshot(s), restore(s) or upgrade(s) of replicas gone "
+                 "marked failed or interrupted", (long long)j->size);
+}
+
+void snapshots_sweep(struct snapshots *sn)
+{
+    if (!sn->pool || !sn->me[0] || sn->sweeping)
+        return;
+    struct job *j = job_new(sn, recover_work, sweep_done);
+    if (!j)
+        return;
+    j->me = sn->me;
+    j->flag = true;
+    if (job_submit(sn, j, false) == 0)
+        sn->sweeping = true;
 }
 
 void snapshots_free(struct snapshots *sn)

@@ -37,6 +37,13 @@ struct snapshots *snapshots_new(struct loop *l, struct tunnels *ts);
  * shows snapshots. */
 void snapshots_set_pool(struct snapshots *sn, struct db_pool *pool,
                         void (*recovered)(void *ud), void *ud);
+/* Several replicas: this one's peer id, recorded with each task it runs,
+ * so the start-up fix-up touches only its own (and dead replicas') tasks.
+ * Before snapshots_set_pool. */
+void snapshots_set_replica(struct snapshots *sn, const char *id);
+/* The controllers' lease holder: marks failed / interrupted the tasks of
+ * replicas whose membership lease has run out (they can never finish). */
+void snapshots_sweep(struct snapshots *sn);
 /* Ends every transfer (their rows are fixed at the next start). Free the
  * pool first. NULL is a no-op. */
 void snapshots_free(struct snapshots *sn);
@@ -49,7 +56,8 @@ void snapshots_on_finished(struct snapshots *sn,
 
 /*
  * Starts a snapshot of cluster on node (NULL: any connected node agent with
- * the etcd role). cb(ud, status, sid, msg) follows on the loop: 202 with
+ * the etcd role, preferably on this replica; one held by another replica is
+ * reached through it). cb(ud, status, sid, msg) follows on the loop: 202 with
  * the new id once its row is stored and the agent asked; 409 when there is
  * no such agent; 404 if the cluster is gone; 503 on a datastore failure.
  */

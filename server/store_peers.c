@@ -317,3 +317,52 @@ int store_shared_ca_put(struct db *db, const char *cert_pem, const char *key_pem
                     "VALUES (1, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                     DB_ARGS(DB_TEXT(cert_pem), DB_TEXT(key_pem), DB_INT(now)), NULL);
 }
+
+/* ---- node agents per replica ---- */
+
+struct node_put {
+    const char *me;
+    const struct store_node_agent *rows;
+    size_t n;
+};
+
+static int node_put_tx(struct db *db, void *arg)
+{
+    struct node_put *np = arg;
+    int rc = db_execp(db, "DELETE FROM peer_node_agents WHERE peer_id = ? OR peer_id NOT IN "
+                      "(SELECT id FROM peers)", DB_ARGS(DB_TEXT(np->me)), NULL);
+    for (size_t i = 0; rc == 0 && i < np->n; i++)
+        rc = db_execp(db, "INSERT INTO peer_node_agents (peer_id, cluster_id, node, roles) "
+                      "VALUES (?, ?, ?, ?) ON CONFLICT (peer_id, cluster_id, node) DO NOTHING",
+                      DB_ARGS(DB_TEXT(np->me), DB_TEXT(np->rows[i].cluster),
+                              DB_TEXT(np->rows[i].node), DB_TEXT(np->rows[i].roles)), NULL);
+    return rc;
+}
+
+int store_peer_put_node_agents(struct db *db, const char *me,
+                               const struct store_node_agent *rows, size_t n)
+{
+    struct node_put np = { me, rows, n };
+    return db_tx(db, node_put_tx, &np);
+}
+
+int store_peer_node_agents(struct db *db, const char *me, int64_t now,
+                           int (*fn)(void *ud, const struct store_node_agent *a), void *ud)
+{
+    struct db_stmt *st;
+    int rc = db_query(db, "SELECT n.cluster_id, n.node, n.roles, n.peer_id FROM "
+                      "peer_node_agents n JOIN peers p ON p.id = n.peer_id WHERE "
+                      "p.expires_at > ? AND n.peer_id <> ? "
+                      "ORDER BY n.cluster_id, n.node, n.peer_id",
+                      DB_ARGS(DB_INT(now), DB_TEXT(me)), &st);
+    if (rc < 0)
+        return rc;
+    while ((rc = db_step(st)) == DB_ROW) {
+        struct store_node_agent a = { .cluster = db_col_text(st, 0), .node = db_col_text(st, 1),
+                                      .roles = db_col_text(st, 2), .peer = db_col_text(st, 3) };
+        if ((rc = fn(ud, &a)) < 0)
+            break;
+    }
+    db_finalize(st);
+    return rc < 0 ? rc : 0;
+}

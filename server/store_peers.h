@@ -15,6 +15,7 @@
 #define DROVER_SERVER_STORE_PEERS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "server/db.h"
@@ -65,6 +66,18 @@ int store_lease_acquire(struct db *db, const char *name, const char *holder,
                         int64_t now, int64_t expires_at, bool *held);
 /* Gives the lease up if holder has it. */
 int store_lease_release(struct db *db, const char *name, const char *holder);
+
+/* A node agent held by a replica. */
+struct store_node_agent {
+    const char *cluster, *node, *roles, *peer;
+};
+/* Replaces the node agents replica me holds with rows[0..n) (peer unused),
+ * and drops those of forgotten replicas. */
+int store_peer_put_node_agents(struct db *db, const char *me,
+                               const struct store_node_agent *rows, size_t n);
+/* The node agents other live replicas hold, by cluster, node, replica. */
+int store_peer_node_agents(struct db *db, const char *me, int64_t now,
+                           int (*fn)(void *ud, const struct store_node_agent *a), void *ud);
 
 /* The shared CA: 0 with malloc'd copies (caller frees), or DB_NOTFOUND. */
 int store_shared_ca_get(struct db *db, char **cert_pem, char **key_pem);

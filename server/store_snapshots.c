@@ -39,12 +39,12 @@ static int each_snapshot(struct db_stmt *st, store_snapshot_fn fn, void *ud, int
 }
 
 int store_snapshot_create(struct db *db, const char *id, const char *cluster_id,
-                          const char *node, bool scheduled, int64_t now)
+                          const char *node, bool scheduled, int64_t now, const char *runner)
 {
     int rc = db_execp(db, "INSERT INTO etcd_snapshots (id, cluster_id, node, state, scheduled, "
-                      "created_at) VALUES (?, ?, ?, 'pending', ?, ?)",
+                      "created_at, runner) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
                       DB_ARGS(DB_TEXT(id), DB_TEXT(cluster_id), DB_TEXT(node),
-                              DB_INT(scheduled), DB_INT(now)), NULL);
+                              DB_INT(scheduled), DB_INT(now), DB_TEXT(runner)), NULL);
     /* The cluster was deleted meanwhile. */
     return rc == DB_CONSTRAINT ? DB_NOTFOUND : rc;
 }
@@ -152,10 +152,11 @@ int store_snapshot_delete(struct db *db, const char *cluster_id, const char *id)
     return db_tx(db, delete_tx, a);
 }
 
-int store_snapshot_set_restore(struct db *db, const char *id, const char *json)
+int store_snapshot_set_restore(struct db *db, const char *id, const char *json,
+                               const char *runner)
 {
-    return db_execp(db, "UPDATE etcd_snapshots SET restore_json = ? WHERE id = ?",
-                    DB_ARGS(DB_TEXT(json), DB_TEXT(id)), NULL);
+    return db_execp(db, "UPDATE etcd_snapshots SET restore_json = ?, runner = ? WHERE id = ?",
+                    DB_ARGS(DB_TEXT(json), DB_TEXT(runner), DB_TEXT(id)), NULL);
 }
 
 /* ---- recovery at start ---- */
@@ -184,13 +185,15 @@ static char *interrupt_doc(const char *text)
     return out;
 }
 
-/* Rewrites the running documents of one table (sel gives key, doc). */
-static int interrupt_docs(struct db *db, const char *sel, const char *upd, int64_t *changed)
+/* Rewrites the running documents of one table (sel gives key, doc; its
+ * parameters are prm[0..np)). */
+static int interrupt_docs(struct db *db, const char *sel, const struct db_param *prm,
+                          size_t np, const char *upd, int64_t *changed)
 {
     struct db_stmt *st;
     char *keys[64], *docs[64];
     size_t n = 0;
-    int rc = db_query(db, sel, NULL, 0, &st);
+    int rc = db_query(db, sel, prm, np, &st);
     if (rc < 0)
         return rc;
     while (n < 64 && (rc = db_step(st)) == DB_ROW) {
@@ -213,23 +216,38 @@ static int interrupt_docs(struct db *db, const char *sel, const char *upd, int64
     return rc < 0 ? rc : 0;
 }
 
-int store_snapshots_recover(struct db *db, int64_t now, int64_t *changed)
+/* Which rows' runner is gone, for recover (parameters: me, now). */
+#define RUNNER_GONE "(runner IS NULL OR runner = ? OR NOT EXISTS (SELECT 1 FROM peers p " \
+    "WHERE p.id = runner AND p.expires_at > ?))"
+#define RUNNER_DEAD "(runner IS NOT NULL AND runner <> ? AND NOT EXISTS (SELECT 1 FROM " \
+    "peers p WHERE p.id = runner AND p.expires_at > ?))"
+
+int store_snapshots_recover(struct db *db, int64_t now, const char *me, bool others_only,
+                            int64_t *changed)
 {
     int64_t n = 0;
+    char sql[512];
+    const char *cond = !me ? "1 = 1" : others_only ? RUNNER_DEAD : RUNNER_GONE;
+    struct db_param prm[2] = { DB_TEXT(me), DB_INT(now) };
+    size_t np = me ? 2 : 0;
+    struct db_param up[3] = { DB_INT(now), DB_TEXT(me), DB_INT(now) };
     *changed = 0;
-    int rc = db_execp(db, "UPDATE etcd_snapshots SET state = 'failed', finished_at = ?, "
-                      "error = 'the server stopped before the snapshot finished' "
-                      "WHERE state IN ('pending', 'running')", DB_ARGS(DB_INT(now)), &n);
+    snprintf(sql, sizeof(sql), "UPDATE etcd_snapshots SET state = 'failed', finished_at = ?, "
+             "error = 'the server stopped before the snapshot finished' "
+             "WHERE state IN ('pending', 'running') AND %s", cond);
+    int rc = db_execp(db, sql, up, np + 1, &n);
     if (rc < 0)
         return rc;
     *changed = n;
-    rc = interrupt_docs(db, "SELECT id, restore_json FROM etcd_snapshots WHERE restore_json "
-                        "LIKE '%\"state\":\"running\"%'",
+    snprintf(sql, sizeof(sql), "SELECT id, restore_json FROM etcd_snapshots WHERE restore_json "
+             "LIKE '%%\"state\":\"running\"%%' AND %s", cond);
+    rc = interrupt_docs(db, sql, prm, np,
                         "UPDATE etcd_snapshots SET restore_json = ? WHERE id = ?", changed);
     if (rc < 0)
         return rc;
-    return interrupt_docs(db, "SELECT cluster_id, doc FROM cluster_upgrades WHERE doc "
-                          "LIKE '%\"state\":\"running\"%'",
+    snprintf(sql, sizeof(sql), "SELECT cluster_id, doc FROM cluster_upgrades WHERE doc "
+             "LIKE '%%\"state\":\"running\"%%' AND %s", cond);
+    return interrupt_docs(db, sql, prm, np,
                           "UPDATE cluster_upgrades SET doc = ? WHERE cluster_id = ?", changed);
 }
 
@@ -337,12 +355,15 @@ int store_node_roles(struct db *db, const char *cluster_id, const char *node, ch
 
 /* ---- upgrades ---- */
 
-int store_upgrade_put(struct db *db, const char *cluster_id, const char *doc, int64_t now)
+int store_upgrade_put(struct db *db, const char *cluster_id, const char *doc, int64_t now,
+                      const char *runner)
 {
-    int rc = db_execp(db, "INSERT INTO cluster_upgrades (cluster_id, doc, updated_at) "
-                      "VALUES (?, ?, ?) ON CONFLICT (cluster_id) DO UPDATE SET "
-                      "doc = excluded.doc, updated_at = excluded.updated_at",
-                      DB_ARGS(DB_TEXT(cluster_id), DB_TEXT(doc), DB_INT(now)), NULL);
+    int rc = db_execp(db, "INSERT INTO cluster_upgrades (cluster_id, doc, updated_at, runner) "
+                      "VALUES (?, ?, ?, ?) ON CONFLICT (cluster_id) DO UPDATE SET "
+                      "doc = excluded.doc, updated_at = excluded.updated_at, "
+                      "runner = excluded.runner",
+                      DB_ARGS(DB_TEXT(cluster_id), DB_TEXT(doc), DB_INT(now),
+                              DB_TEXT(runner)), NULL);
     return rc == DB_CONSTRAINT ? DB_NOTFOUND : rc;
 }
 

@@ -29,7 +29,7 @@ typedef int (*store_snapshot_fn)(void *ud, const struct store_snapshot *s);
 
 /* A new pending snapshot. 0, DB_NOTFOUND (no such cluster), DB_CONFLICT. */
 int store_snapshot_create(struct db *db, const char *id, const char *cluster_id,
-                          const char *node, bool scheduled, int64_t now);
+                          const char *node, bool scheduled, int64_t now, const char *runner);
 /* One snapshot of cluster_id. 0 or DB_NOTFOUND. */
 int store_snapshot_get(struct db *db, const char *cluster_id, const char *id,
                        store_snapshot_fn fn, void *ud);
@@ -51,14 +51,20 @@ int store_snapshot_get_chunk(struct db *db, const char *id, int64_t seq, uint8_t
                              size_t *len);
 /* Removes a snapshot and its chunks. 0 or DB_NOTFOUND. */
 int store_snapshot_delete(struct db *db, const char *cluster_id, const char *id);
-/* Replaces the restore document of a snapshot. */
-int store_snapshot_set_restore(struct db *db, const char *id, const char *json);
+/* Replaces the restore document of a snapshot, run by replica runner. */
+int store_snapshot_set_restore(struct db *db, const char *id, const char *json,
+                               const char *runner);
 /*
- * At start: what a previous run left pending or running can never finish.
+ * What a server that stopped left pending or running can never finish.
  * Snapshots become failed; restores and upgrades in progress become
- * "interrupted". *changed gets how many rows were touched.
+ * "interrupted". Which tasks: with me NULL (a single server) all of them;
+ * else at start-up (others_only false) those run by me (a previous run) or
+ * by a replica whose membership lease is over, and in the controllers'
+ * sweep (others_only true) only the latter. *changed gets how many rows
+ * were touched.
  */
-int store_snapshots_recover(struct db *db, int64_t now, int64_t *changed);
+int store_snapshots_recover(struct db *db, int64_t now, const char *me, bool others_only,
+                            int64_t *changed);
 
 /* One cluster's schedule with its newest scheduled snapshot (-1: none) and
  * whether one is pending or running. */
@@ -84,8 +90,9 @@ int store_node_roles(struct db *db, const char *cluster_id, const char *node, ch
 
 /* ---- upgrades ---- */
 
-/* Replaces the cluster's upgrade document. */
-int store_upgrade_put(struct db *db, const char *cluster_id, const char *doc, int64_t now);
+/* Replaces the cluster's upgrade document, run by replica runner. */
+int store_upgrade_put(struct db *db, const char *cluster_id, const char *doc, int64_t now,
+                      const char *runner);
 /* The document into a malloc'd *doc (caller frees). 0 or DB_NOTFOUND. */
 int store_upgrade_get(struct db *db, const char *cluster_id, char **doc);
 

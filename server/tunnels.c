@@ -55,6 +55,7 @@ struct tunnels {
     uint64_t grace_until;       /* no node agent stands in before this */
     struct loop_timer grace;
     struct tunnels_remote remote;   /* other replicas, if any */
+    struct tunnels_node_remote node_remote;     /* their node agents */
 };
 
 struct tunnels *tunnels_new(struct loop *l, const struct tunnels_cfg *cfg)
@@ -780,4 +781,110 @@ void tunnels_free(struct tunnels *ts)
     loop_timer_stop(ts->loop, &ts->grace);
     hmap_free(ts->clusters);
     free(ts);
+}
+
+/* ---- node agents on any replica ---- */
+
+void tunnels_set_node_remote(struct tunnels *ts, const struct tunnels_node_remote *r)
+{
+    if (r)
+        ts->node_remote = *r;
+    else
+        memset(&ts->node_remote, 0, sizeof(ts->node_remote));
+}
+
+struct each_all {
+    void (*fn)(void *ud, const char *cluster, const char *node, const char *roles);
+    void *ud;
+};
+
+static void each_entry_nodes(const char *key, void *val, void *ud)
+{
+    struct cluster_entry *e = val;
+    struct each_all *ea = ud;
+    for (struct link *n = e->nodes; n; n = n->next)
+        ea->fn(ea->ud, key, n->node, n->roles);
+}
+
+void tunnels_each_node_agent_all(struct tunnels *ts,
+                                 void (*fn)(void *ud, const char *cluster, const char *node,
+                                            const char *roles),
+                                 void *ud)
+{
+    struct each_all ea = { fn, ud };
+    hmap_each(ts->clusters, each_entry_nodes, &ea);
+}
+
+struct each_any {
+    struct tunnels *ts;
+    const char *cluster;
+    void (*fn)(void *ud, const char *node, const char *roles);
+    void *ud;
+};
+
+static void each_local(void *ud, const char *node, const char *roles, struct tunnel *t)
+{
+    struct each_any *ea = ud;
+    (void)t;
+    ea->fn(ea->ud, node, roles);
+}
+
+static void each_remote(void *ud, const char *node, const char *roles)
+{
+    struct each_any *ea = ud;
+    if (!tunnels_node_connected(ea->ts, ea->cluster, node))
+        ea->fn(ea->ud, node, roles);
+}
+
+void tunnels_each_node_anywhere(struct tunnels *ts, const char *cluster,
+                                void (*fn)(void *ud, const char *node, const char *roles),
+                                void *ud)
+{
+    struct each_any ea = { ts, cluster, fn, ud };
+    tunnels_each_node_agent(ts, cluster, each_local, &ea);
+    if (ts->node_remote.each)
+        ts->node_remote.each(ts->node_remote.ud, cluster, each_remote, &ea);
+}
+
+struct find_any {
+    const char *node, *role;
+    char *out;
+    size_t cap;
+    bool found;
+};
+
+static void find_remote(void *ud, const char *node, const char *roles)
+{
+    struct find_any *fa = ud;
+    if (fa->found || (fa->node && strcmp(fa->node, node) != 0) ||
+        (fa->role && !has_role(roles, fa->role)))
+        return;
+    fa->found = true;
+    if (fa->out)
+        snprintf(fa->out, fa->cap, "%s", node);
+}
+
+bool tunnels_find_node_anywhere(struct tunnels *ts, const char *cluster, const char *node,
+                                const char *role, char *name_out, size_t cap)
+{
+    if (tunnels_find_node(ts, cluster, node, role, name_out, cap))
+        return true;
+    struct find_any fa = { node, role, name_out, cap, false };
+    if (ts->node_remote.each)
+        ts->node_remote.each(ts->node_remote.ud, cluster, find_remote, &fa);
+    return fa.found;
+}
+
+struct tun_stream *tunnels_open_node_stream(struct tunnels *ts, const char *cluster,
+                                            const char *node, const char *service,
+                                            const void *meta, size_t meta_len,
+                                            const struct tun_stream_ops *ops, void *ud)
+{
+    struct tunnel *t = tunnels_find_node(ts, cluster, node, NULL, NULL, 0);
+    if (t)
+        return tun_stream_open(t, service, meta, meta_len, ops, ud);
+    if (!ts->node_remote.open)
+        return NULL;
+    return ts->node_remote.open(ts->node_remote.ud, cluster, node, service, meta, meta_len,
+                                ops, ud);
 }

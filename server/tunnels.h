@@ -148,6 +148,42 @@ void tunnels_each_node_agent(struct tunnels *ts, const char *cluster,
 void tunnels_each_cluster(struct tunnels *ts, void (*fn)(void *ud, const char *cluster),
                           void *ud);
 
+/*
+ * Node agents held by other replicas (server/nodedir.c): each calls fn for
+ * every such node agent of cluster (one per node); open returns a stream to
+ * node's agent carried through its replica, or NULL.
+ */
+struct tunnels_node_remote {
+    void (*each)(void *ud, const char *cluster,
+                 void (*fn)(void *fud, const char *node, const char *roles), void *fud);
+    struct tun_stream *(*open)(void *ud, const char *cluster, const char *node,
+                               const char *service, const void *meta, size_t meta_len,
+                               const struct tun_stream_ops *ops, void *sud);
+    void *ud;
+};
+/* Copied; NULL clears. */
+void tunnels_set_node_remote(struct tunnels *ts, const struct tunnels_node_remote *r);
+/* Calls fn for each local node-agent tunnel of every cluster. */
+void tunnels_each_node_agent_all(struct tunnels *ts,
+                                 void (*fn)(void *ud, const char *cluster, const char *node,
+                                            const char *roles),
+                                 void *ud);
+/* Calls fn for each node with a node agent in cluster, here (first) or on
+ * another replica; a node is reported once. */
+void tunnels_each_node_anywhere(struct tunnels *ts, const char *cluster,
+                                void (*fn)(void *ud, const char *node, const char *roles),
+                                void *ud);
+/* tunnels_find_node, then the other replicas' node agents: true if found
+ * (its name in name_out[cap], may be NULL). */
+bool tunnels_find_node_anywhere(struct tunnels *ts, const char *cluster, const char *node,
+                                const char *role, char *name_out, size_t cap);
+/* Opens a stream for service to node's agent in cluster: over its local
+ * tunnel, else through the replica holding it; NULL if neither. */
+struct tun_stream *tunnels_open_node_stream(struct tunnels *ts, const char *cluster,
+                                            const char *node, const char *service,
+                                            const void *meta, size_t meta_len,
+                                            const struct tun_stream_ops *ops, void *ud);
+
 struct tunnels_stats {
     size_t cluster_agents, node_agents, streams;
     size_t buffered;            /* bytes held in tunnel buffers */

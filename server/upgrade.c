@@ -50,6 +50,7 @@ struct upgrades {
     struct tunnels *ts;
     struct db_pool *pool;
     struct rollout *list;
+    char me[NAME_MAX_];         /* this replica's id ("": a single server) */
 };
 
 static bool has_role(const char *roles, const char *role)
@@ -110,7 +111,8 @@ static void notify_saved(struct rollout *ro, bool now)
 static int doc_work(struct db *db, void *arg)
 {
     struct docjob *j = arg;
-    return store_upgrade_put(db, j->cluster, j->doc, j->now);
+    return store_upgrade_put(db, j->cluster, j->doc, j->now,
+                             j->ro->u->me[0] ? j->ro->u->me : NULL);
 }
 
 static void doc_done(void *arg, int rc)
@@ -247,10 +249,10 @@ static void start_node(struct rollout *ro, struct unode *un)
 {
     char meta[160];
     int ml = snprintf(meta, sizeof(meta), "{\"version\":\"%s\"}", ro->version);
-    struct tunnel *t = tunnels_find_node(ro->u->ts, ro->cluster, un->name, NULL, NULL, 0);
     snprintf(un->state, sizeof(un->state), "running");
     ro->running++;
-    un->s = t ? tun_stream_open(t, "upgrade", meta, (size_t)ml, &u_ops, un) : NULL;
+    un->s = tunnels_open_node_stream(ro->u->ts, ro->cluster, un->name, "upgrade", meta,
+                                     (size_t)ml, &u_ops, un);
     if (!un->s) {
         node_done(un, false, "node %s has no connected node agent now", un->name);
         return;
@@ -292,10 +294,9 @@ struct gather {
     size_t n;
 };
 
-static void gather_node(void *ud, const char *node, const char *roles, struct tunnel *t)
+static void gather_node(void *ud, const char *node, const char *roles)
 {
     struct gather *g = ud;
-    (void)t;
     for (size_t i = 0; i < g->n; i++)
         if (strcmp(g->nodes[i].name, node) == 0)
             return;
@@ -333,7 +334,7 @@ int upgrades_start(struct upgrades *u, const char *cluster, const char *version,
         snprintf(msg, msgcap, "out of memory");
         return 503;
     }
-    tunnels_each_node_agent(u->ts, cluster, gather_node, &g);
+    tunnels_each_node_anywhere(u->ts, cluster, gather_node, &g);
     if (g.n == 0) {
         free(g.nodes);
         snprintf(msg, msgcap, "cluster %s has no connected node agent to upgrade", cluster);
@@ -377,6 +378,11 @@ struct upgrades *upgrades_new(struct loop *l, struct tunnels *ts)
         u->ts = ts;
     }
     return u;
+}
+
+void upgrades_set_replica(struct upgrades *u, const char *id)
+{
+    snprintf(u->me, sizeof(u->me), "%s", id ? id : "");
 }
 
 void upgrades_set_pool(struct upgrades *u, struct db_pool *pool)

@@ -1,6 +1,7 @@
 /*
  * upgrade: rolls an upgrade over a cluster's node agents (POST
- * /v3/clusters/{id}/upgrade). Each connected node agent runs its
+ * /v3/clusters/{id}/upgrade). Each connected node agent (on this replica or,
+ * through its replica, on another) runs its
  * DROVER_UPGRADE_HOOK with the version (the "upgrade" service of
  * docs/PROTOCOL.md §11): control-plane nodes first, then the others, by
  * name within each group; at most `concurrency` at once; after the first
@@ -29,6 +30,10 @@ struct upgrades;
 
 struct upgrades *upgrades_new(struct loop *l, struct tunnels *ts);
 void upgrades_set_pool(struct upgrades *u, struct db_pool *pool);
+/* Several replicas: this one's peer id, recorded with each rollout so only
+ * this replica (or the controllers' sweep, once it is gone) marks it
+ * interrupted. */
+void upgrades_set_replica(struct upgrades *u, const char *id);
 /* Free the pool first. NULL is a no-op. */
 void upgrades_free(struct upgrades *u);
 

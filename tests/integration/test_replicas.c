@@ -39,7 +39,7 @@ static void start_agent(int c)
 
 static void setup(void)
 {
-    replicas_start(&rs, NREP);
+    replicas_start(&rs, NREP, NULL);
     standin_start(&ks, &rs.base, SA_TOKEN);
     for (int c = 0; c < NCLUSTERS; c++) {
         char name[16];
@@ -61,7 +61,7 @@ static void teardown(void)
 
 static void lease_setup(void)
 {
-    replicas_start(&rs, NREP);
+    replicas_start(&rs, NREP, NULL);
 }
 
 static void lease_teardown(void)
@@ -388,20 +388,7 @@ END_TEST
 
 static int lease_holders(int *who)
 {
-    int n = 0;
-    for (int i = 0; i < NREP; i++) {
-        if (!rs.rep[i].server.pid)
-            continue;
-        /* The last word in its log about the lease. */
-        char cmd[600], out[64];
-        snprintf(cmd, sizeof(cmd), "grep -o 'lease controllers: [a-z]*' %s | tail -1",
-                 rs.rep[i].server_log);
-        if (run_capture(cmd, out, sizeof(out)) == 0 && strstr(out, "acquired")) {
-            *who = i;
-            n++;
-        }
-    }
-    return n;
+    return replicas_lease_holders(&rs, who);
 }
 
 static bool one_holder(void *ud)

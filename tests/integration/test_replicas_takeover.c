@@ -162,7 +162,7 @@ static void setup(void)
 {
     memset(&agent, 0, sizeof(agent));
     memset(nodes, 0, sizeof(nodes));
-    replicas_start(&rs, 2);
+    replicas_start(&rs, 2, NULL);
     start_standin();
     dtest_create_cluster(&rs.rep[A], "xrep", cluster, token);
     start_cluster_agent();

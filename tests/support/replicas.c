@@ -29,9 +29,16 @@ void replicas_spawn(struct replica_set *rs, int i, bool fresh_dir)
     if (fresh_dir)
         init_replica(rs, i);
     snprintf(id, sizeof(id), "r%d", i);
-    const char *extra[] = { "--peer-id", id, "--peer-token-file", rs->tokfile,
-                            "--ping-interval", "500ms", "--dead-after", "2s", NULL };
-    dtest_spawn_server(&rs->rep[i], extra);
+    const char *base[] = { "--peer-id", id, "--peer-token-file", rs->tokfile,
+                           "--ping-interval", "500ms", "--dead-after", "2s" };
+    const char *args[24];
+    size_t n = 0;
+    for (size_t k = 0; k < sizeof(base) / sizeof(base[0]); k++)
+        args[n++] = base[k];
+    for (size_t k = 0; rs->extra && rs->extra[k] && n < 23; k++)
+        args[n++] = rs->extra[k];
+    args[n] = NULL;
+    dtest_spawn_server(&rs->rep[i], args);
 }
 
 static void write_token_file(struct replica_set *rs)
@@ -43,11 +50,12 @@ static void write_token_file(struct replica_set *rs)
     fclose(f);
 }
 
-void replicas_start(struct replica_set *rs, int n)
+void replicas_start(struct replica_set *rs, int n, const char *const *extra)
 {
-    ck_assert_int_le(n, REPLICAS_MAX);
+    ck_assert(n > 0 && n <= REPLICAS_MAX);
     memset(rs, 0, sizeof(*rs));
     rs->n = n;
+    rs->extra = extra;
     make_temp_dir(rs->base.dir, sizeof(rs->base.dir));
     apitest_new_database(rs->dburl, sizeof(rs->dburl));
     for (int i = 0; i < n; i++)
@@ -65,6 +73,24 @@ void replicas_start(struct replica_set *rs, int n)
         len += (size_t)snprintf(rs->servers + len, sizeof(rs->servers) - len,
                                 "%shttps://127.0.0.1:%d", i ? "," : "",
                                 rs->rep[i].https_port);
+}
+
+int replicas_lease_holders(struct replica_set *rs, int *who)
+{
+    int n = 0;
+    for (int i = 0; i < rs->n; i++) {
+        if (!rs->rep[i].server.pid)
+            continue;
+        /* The last word in its log about the lease. */
+        char cmd[600], out[64];
+        snprintf(cmd, sizeof(cmd), "grep -o 'lease controllers: [a-z]*' %s | tail -1",
+                 rs->rep[i].server_log);
+        if (run_capture(cmd, out, sizeof(out)) == 0 && strstr(out, "acquired")) {
+            *who = i;
+            n++;
+        }
+    }
+    return n;
 }
 
 void replicas_down(struct replica_set *rs)

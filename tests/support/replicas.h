@@ -22,13 +22,18 @@ struct replica_set {
     struct dtest base;          /* its dir: the token, the stand-in, agent logs */
     char dburl[256], tokfile[400];
     char servers[400];          /* every replica's URL, comma-separated */
+    const char *const *extra;   /* more server flags (NULL-terminated; kept) */
 };
 
 /* A fresh database and n replicas, the first one alone first (it makes the
- * CA and prints the admin password, which the others share). */
-void replicas_start(struct replica_set *rs, int n);
+ * CA and prints the admin password, which the others share). extra: more
+ * server flags for every replica (may be NULL; must outlive rs). */
+void replicas_start(struct replica_set *rs, int n, const char *const *extra);
 /* Starts replica i again (with a fresh data dir if asked; same port). */
 void replicas_spawn(struct replica_set *rs, int i, bool fresh_dir);
+/* How many running replicas last logged holding the controllers' lease;
+ * the last such one into *who. */
+int replicas_lease_holders(struct replica_set *rs, int *who);
 /* Stops every replica and removes the base dir. */
 void replicas_down(struct replica_set *rs);
 /* Replica i's URL into buf (a DROVER_SERVER pinning an agent to it). */

@@ -11,6 +11,7 @@
 #include "server/db_migrate.h"
 #include "server/snapschedule.h"
 #include "server/store.h"
+#include "server/store_peers.h"
 #include "server/store_snapshots.h"
 #include "tests/support/proc.h"
 
@@ -87,12 +88,12 @@ START_TEST(prune_keeps_newest_scheduled)
     char id[16], gone[256] = "";
     for (int i = 0; i < 5; i++) {
         snprintf(id, sizeof(id), "s-%d", i);
-        ck_assert_int_eq(store_snapshot_create(db, id, "c-aaaaa", "n1", true, 1000 + i), 0);
+        ck_assert_int_eq(store_snapshot_create(db, id, "c-aaaaa", "n1", true, 1000 + i, NULL), 0);
         ck_assert_int_eq(store_snapshot_put_chunk(db, id, 0, "abc", 3), 0);
         ck_assert_int_eq(store_snapshot_done(db, id, 3, "x", 2000 + i), 0);
     }
     /* A manual one is never pruned. */
-    ck_assert_int_eq(store_snapshot_create(db, "s-0m", "c-aaaaa", "n1", false, 999), 0);
+    ck_assert_int_eq(store_snapshot_create(db, "s-0m", "c-aaaaa", "n1", false, 999, NULL), 0);
     ck_assert_int_eq(store_snapshot_done(db, "s-0m", 3, "x", 999), 0);
     int64_t last = 0;
     ck_assert_int_eq(store_snapshot_schedules(db, due_row, &last), 0);
@@ -129,16 +130,16 @@ START_TEST(restart_ends_unfinished_work)
     struct db *db = open_store();
     char got[200], *doc = NULL;
     int64_t changed = 0;
-    ck_assert_int_eq(store_snapshot_create(db, "s-run", "c-aaaaa", "n1", false, 1), 0);
+    ck_assert_int_eq(store_snapshot_create(db, "s-run", "c-aaaaa", "n1", false, 1, NULL), 0);
     ck_assert_int_eq(store_snapshot_running(db, "s-run"), 0);
-    ck_assert_int_eq(store_snapshot_create(db, "s-done", "c-aaaaa", "n1", false, 2), 0);
+    ck_assert_int_eq(store_snapshot_create(db, "s-done", "c-aaaaa", "n1", false, 2, NULL), 0);
     ck_assert_int_eq(store_snapshot_done(db, "s-done", 1, "x", 3), 0);
     ck_assert_int_eq(store_snapshot_set_restore(db, "s-done",
-        "{\"state\":\"running\",\"nodes\":[{\"node\":\"n1\",\"state\":\"running\"}]}"), 0);
+        "{\"state\":\"running\",\"nodes\":[{\"node\":\"n1\",\"state\":\"running\"}]}", NULL), 0);
     ck_assert_int_eq(store_upgrade_put(db, "c-aaaaa", "{\"state\":\"running\",\"nodes\":"
                                        "[{\"node\":\"n1\",\"state\":\"done\"},"
-                                       "{\"node\":\"n2\",\"state\":\"pending\"}]}", 5), 0);
-    ck_assert_int_eq(store_snapshots_recover(db, 10, &changed), 0);
+                                       "{\"node\":\"n2\",\"state\":\"pending\"}]}", 5, NULL), 0);
+    ck_assert_int_eq(store_snapshots_recover(db, 10, NULL, false, &changed), 0);
     ck_assert_int_eq(changed, 3);
     ck_assert_int_eq(store_snapshot_get(db, "c-aaaaa", "s-run", state_row, got), 0);
     ck_assert_str_eq(got, "failed|the server stopped before the snapshot finished|");
@@ -160,6 +161,59 @@ START_TEST(restart_ends_unfinished_work)
 }
 END_TEST
 
+static const char *state_of(struct db *db, const char *id, char *got)
+{
+    ck_assert_int_eq(store_snapshot_get(db, "c-aaaaa", id, state_row, got), 0);
+    return got;
+}
+
+/* Several replicas: a restarting replica ends its own tasks and those of
+ * replicas gone, never a live replica's; the controllers' sweep ends only
+ * gone replicas' tasks. */
+START_TEST(recover_only_own_and_dead_runners)
+{
+    struct db *db = open_store();
+    char got[200], *doc = NULL;
+    int64_t changed = 0;
+    /* b is live until 1000, c's lease ran out at 5; "now" is 10. */
+    ck_assert_int_eq(store_peer_heartbeat(db, "b", "https://b", 1, 1000), 0);
+    ck_assert_int_eq(store_peer_heartbeat(db, "c", "https://c", 1, 5), 0);
+    ck_assert_int_eq(store_snapshot_create(db, "s-a", "c-aaaaa", "n1", true, 1, "a"), 0);
+    ck_assert_int_eq(store_snapshot_create(db, "s-b", "c-aaaaa", "n1", true, 2, "b"), 0);
+    ck_assert_int_eq(store_snapshot_running(db, "s-b"), 0);
+    ck_assert_int_eq(store_snapshot_create(db, "s-c", "c-aaaaa", "n1", true, 3, "c"), 0);
+    ck_assert_int_eq(store_snapshot_create(db, "s-r", "c-aaaaa", "n1", false, 4, "a"), 0);
+    ck_assert_int_eq(store_snapshot_done(db, "s-r", 1, "x", 5), 0);
+    ck_assert_int_eq(store_snapshot_set_restore(db, "s-r", "{\"state\":\"running\"}", "b"), 0);
+    ck_assert_int_eq(store_upgrade_put(db, "c-aaaaa", "{\"state\":\"running\"}", 5, "b"), 0);
+    /* a restarts. */
+    ck_assert_int_eq(store_snapshots_recover(db, 10, "a", false, &changed), 0);
+    ck_assert_int_eq(changed, 2);
+    ck_assert(strncmp(state_of(db, "s-a", got), "failed|", 7) == 0);
+    ck_assert(strncmp(state_of(db, "s-c", got), "failed|", 7) == 0);
+    ck_assert(strncmp(state_of(db, "s-b", got), "running|", 8) == 0);
+    ck_assert_ptr_nonnull(strstr(state_of(db, "s-r", got), "\"state\":\"running\""));
+    ck_assert_int_eq(store_upgrade_get(db, "c-aaaaa", &doc), 0);
+    ck_assert_ptr_nonnull(strstr(doc, "\"state\":\"running\""));
+    free(doc);
+    /* b is live: the sweep (by a, the lease holder) leaves its work. */
+    ck_assert_int_eq(store_snapshots_recover(db, 10, "a", true, &changed), 0);
+    ck_assert_int_eq(changed, 0);
+    /* b dies; a's own new task is not swept, b's are. */
+    ck_assert_int_eq(store_snapshot_create(db, "s-a2", "c-aaaaa", "n1", true, 6, "a"), 0);
+    ck_assert_int_eq(store_snapshots_recover(db, 2000, "a", true, &changed), 0);
+    ck_assert_int_eq(changed, 3);
+    ck_assert(strncmp(state_of(db, "s-b", got), "failed|", 7) == 0);
+    ck_assert(strncmp(state_of(db, "s-a2", got), "pending|", 8) == 0);
+    ck_assert_ptr_nonnull(strstr(state_of(db, "s-r", got), "\"state\":\"interrupted\""));
+    ck_assert_int_eq(store_upgrade_get(db, "c-aaaaa", &doc), 0);
+    ck_assert_ptr_nonnull(strstr(doc, "\"state\":\"interrupted\""));
+    free(doc);
+    db_close(db);
+    remove_tree(g_dir);
+}
+END_TEST
+
 Suite *suite_server_snapschedule(void)
 {
     Suite *s = suite_create("server_snapschedule");
@@ -169,6 +223,7 @@ Suite *suite_server_snapschedule(void)
     tcase_add_test(tc, tick_bounds);
     tcase_add_test(st, prune_keeps_newest_scheduled);
     tcase_add_test(st, restart_ends_unfinished_work);
+    tcase_add_test(st, recover_only_own_and_dead_runners);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, st);
     return s;

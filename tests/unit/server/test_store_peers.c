@@ -17,6 +17,7 @@
 #include "server/db_migrate.h"
 #include "server/store.h"
 #include "server/store_peers.h"
+#include "server/store_snapshots.h"
 #include "tests/support/pgtmp.h"
 
 static struct pgtmp *g_pg;
@@ -310,6 +311,63 @@ START_TEST(test_first_ca_stays)
 }
 END_TEST
 
+static int collect_agent(void *ud, const struct store_node_agent *a)
+{
+    char *out = ud;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%s/%s/%s/%s ", a->cluster, a->node, a->roles, a->peer);
+    return 0;
+}
+
+/* Each replica's node agents replace its earlier set; others see those of
+ * live replicas only. */
+START_TEST(test_node_agents_of_live_peers)
+{
+    char got[512];
+    ck_assert_int_eq(store_peer_heartbeat(g_db, "a", "https://a", 1, 1000), DB_OK);
+    ck_assert_int_eq(store_peer_heartbeat(g_db, "b", "https://b", 1, 1000), DB_OK);
+    ck_assert_int_eq(store_peer_heartbeat(g_db, "c", "https://c", 1, 50), DB_OK);
+    const struct store_node_agent mine[] = { { "c-0", "n1", "etcd", NULL },
+                                             { "c-1", "n2", "", NULL } };
+    const struct store_node_agent theirs[] = { { "c-0", "n3", "etcd,controlplane", NULL } };
+    const struct store_node_agent dead[] = { { "c-0", "n4", "etcd", NULL } };
+    ck_assert_int_eq(store_peer_put_node_agents(g_db, "a", mine, 2), DB_OK);
+    ck_assert_int_eq(store_peer_put_node_agents(g_db, "a", mine, 2), DB_OK);
+    ck_assert_int_eq(store_peer_put_node_agents(g_db, "b", theirs, 1), DB_OK);
+    ck_assert_int_eq(store_peer_put_node_agents(g_db, "c", dead, 1), DB_OK);
+    got[0] = '\0';
+    ck_assert_int_eq(store_peer_node_agents(g_db, "a", 100, collect_agent, got), DB_OK);
+    ck_assert_str_eq(got, "c-0/n3/etcd,controlplane/b ");
+    got[0] = '\0';
+    ck_assert_int_eq(store_peer_node_agents(g_db, "b", 100, collect_agent, got), DB_OK);
+    ck_assert_str_eq(got, "c-0/n1/etcd/a c-1/n2//a ");
+    /* a's agents left. */
+    ck_assert_int_eq(store_peer_put_node_agents(g_db, "a", NULL, 0), DB_OK);
+    got[0] = '\0';
+    ck_assert_int_eq(store_peer_node_agents(g_db, "b", 100, collect_agent, got), DB_OK);
+    ck_assert_str_eq(got, "");
+}
+END_TEST
+
+/* The runner-scoped recovery of node tasks, on both datastores. */
+START_TEST(test_recover_tasks_of_gone_runners)
+{
+    int64_t changed = -1;
+    ck_assert_int_eq(store_peer_heartbeat(g_db, "b", "https://b", 1, 1000), DB_OK);
+    ck_assert_int_eq(store_snapshot_create(g_db, "s-1", "c-0", "n1", true, 1, "a"), DB_OK);
+    ck_assert_int_eq(store_snapshot_create(g_db, "s-2", "c-0", "n1", true, 2, "b"), DB_OK);
+    ck_assert_int_eq(store_upgrade_put(g_db, "c-1", "{\"state\":\"running\"}", 3, "a"), DB_OK);
+    /* b's sweep: a is gone (no lease), b's own task stays. */
+    ck_assert_int_eq(store_snapshots_recover(g_db, 100, "b", true, &changed), DB_OK);
+    ck_assert_int_eq(changed, 2);
+    /* b restarts: now its own too. */
+    ck_assert_int_eq(store_snapshots_recover(g_db, 100, "b", false, &changed), DB_OK);
+    ck_assert_int_eq(changed, 1);
+    ck_assert_int_eq(store_snapshots_recover(g_db, 100, NULL, false, &changed), DB_OK);
+    ck_assert_int_eq(changed, 0);
+}
+END_TEST
+
 Suite *suite_server_store_peers(void)
 {
     Suite *s = suite_create("server_store_peers");
@@ -320,7 +378,9 @@ Suite *suite_server_store_peers(void)
     tcase_add_checked_fixture(pg, pg_setup, teardown);
     const TTest *all[] = { test_lease_changes_hands_only_when_free, test_owners_follow_leases,
                            test_reset_and_reap_touch_only_orphans, test_first_ca_stays,
-                           test_stand_in_claim_is_exclusive };
+                           test_stand_in_claim_is_exclusive,
+
+                           test_node_agents_of_live_peers, test_recover_tasks_of_gone_runners };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         tcase_add_test(lite, all[i]);
         tcase_add_test(pg, all[i]);
