@@ -844,21 +844,10 @@ struct pick {
     size_t n;
 };
 
-static bool has_etcd(const char *roles)
-{
-    for (const char *p = roles; *p;) {
-        size_t n = strcspn(p, ",");
-        if (n == 4 && memcmp(p, "etcd", 4) == 0)
-            return true;
-        p += n + (p[n] == ',');
-    }
-    return false;
-}
-
 static void pick_node(void *ud, const char *node, const char *roles)
 {
     struct pick *pk = ud;
-    if (pk->n == 16 || !has_etcd(roles) || (pk->only && strcmp(pk->only, node) != 0))
+    if (pk->n == 16 || !tunnels_roles_has(roles, "etcd") || (pk->only && strcmp(pk->only, node) != 0))
         return;
     for (size_t i = 0; i < pk->n; i++)
         if (strcmp(pk->names[i], node) == 0)

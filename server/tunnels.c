@@ -430,8 +430,7 @@ void tunnels_each_node(struct tunnels *ts, const char *cluster,
         fn(ud, n->node);
 }
 
-/* Whether the comma list roles holds role. */
-static bool has_role(const char *roles, const char *role)
+bool tunnels_roles_has(const char *roles, const char *role)
 {
     size_t rl = strlen(role);
     for (const char *p = roles; *p;) {
@@ -448,7 +447,7 @@ struct tunnel *tunnels_find_node(struct tunnels *ts, const char *cluster, const 
 {
     struct cluster_entry *e = entry_for(ts, cluster, false);
     for (struct link *n = e ? e->nodes : NULL; n; n = n->next) {
-        if ((node && strcmp(n->node, node) != 0) || (role && !has_role(n->roles, role)))
+        if ((node && strcmp(n->node, node) != 0) || (role && !tunnels_roles_has(n->roles, role)))
             continue;
         if (name_out)
             snprintf(name_out, cap, "%s", n->node);
@@ -857,7 +856,7 @@ static void find_remote(void *ud, const char *node, const char *roles)
 {
     struct find_any *fa = ud;
     if (fa->found || (fa->node && strcmp(fa->node, node) != 0) ||
-        (fa->role && !has_role(roles, fa->role)))
+        (fa->role && !tunnels_roles_has(roles, fa->role)))
         return;
     fa->found = true;
     if (fa->out)

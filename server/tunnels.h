@@ -132,6 +132,9 @@ bool tunnels_node_connected(struct tunnels *ts, const char *cluster, const char 
 /* Calls fn for each node with a node-agent tunnel in cluster. */
 void tunnels_each_node(struct tunnels *ts, const char *cluster,
                        void (*fn)(void *ud, const char *node), void *ud);
+/* Whether roles, a node agent's comma list ("etcd,controlplane"), holds
+ * role. */
+bool tunnels_roles_has(const char *roles, const char *role);
 /* A node agent's tunnel in cluster: the one of node (NULL: any) whose
  * X-Drover-Node-Roles lists role (NULL: any role). Its node name goes into
  * name_out[cap] (may be NULL). NULL if there is none. */

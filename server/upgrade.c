@@ -53,18 +53,6 @@ struct upgrades {
     char me[NAME_MAX_];         /* this replica's id ("": a single server) */
 };
 
-static bool has_role(const char *roles, const char *role)
-{
-    size_t rl = strlen(role);
-    for (const char *p = roles; *p;) {
-        size_t n = strcspn(p, ",");
-        if (n == rl && memcmp(p, role, n) == 0)
-            return true;
-        p += n + (p[n] == ',');
-    }
-    return false;
-}
-
 static char *rollout_doc(struct rollout *ro)
 {
     json_t *nodes = json_array();
@@ -312,7 +300,7 @@ static void gather_node(void *ud, const char *node, const char *roles)
 static int by_order(const void *a, const void *b)
 {
     const struct unode *x = a, *y = b;
-    bool cx = has_role(x->roles, "controlplane"), cy = has_role(y->roles, "controlplane");
+    bool cx = tunnels_roles_has(x->roles, "controlplane"), cy = tunnels_roles_has(y->roles, "controlplane");
     if (cx != cy)
         return cx ? -1 : 1;
     return strcmp(x->name, y->name);
