@@ -847,7 +847,8 @@ struct pick {
 static void pick_node(void *ud, const char *node, const char *roles)
 {
     struct pick *pk = ud;
-    if (pk->n == 16 || !tunnels_roles_has(roles, "etcd") || (pk->only && strcmp(pk->only, node) != 0))
+    if (pk->n == 16 || !tunnels_roles_has(roles, "etcd") ||
+        (pk->only && strcmp(pk->only, node) != 0))
         return;
     for (size_t i = 0; i < pk->n; i++)
         if (strcmp(pk->names[i], node) == 0)
