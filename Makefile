@@ -57,7 +57,7 @@ TOOLS    := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS)) \
             $(if $(STANDIN_SRCS),$(BUILD)/tools/kube-standin)
 RUNNER   := $(BUILD)/tests/run_tests
 
-.PHONY: all deps run test bench fuzz clean tools valgrind install
+.PHONY: all deps run test bench fuzz clean tools valgrind install demo
 all: $(PROGRAMS)
 tools: $(TOOLS)
 
@@ -138,6 +138,12 @@ install: all
 	$(INSTALL) -m 0644 deploy/systemd/*.env $(DESTDIR)$(PREFIX)/share/drover/
 	$(INSTALL) -m 0644 cli/droverctl.bash \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/droverctl
+
+# A server, the stand-in cluster from tests/ and its agents on loopback, and
+# kubectl through drover (scripts/demo.sh; DEMO_ONESHOT=1 stops after it).
+demo: deps
+	@$(MAKE) --no-print-directory all tools
+	scripts/demo.sh $(abspath $(BIN)) $(abspath $(BUILD)/tools)
 
 run: deps
 	@$(MAKE) --no-print-directory all
