@@ -183,19 +183,59 @@ const char *tool_path(const char *name)
     return dir_path("DROVER_TOOLS_DIR", "build/tools", name);
 }
 
-int free_port(void)
+/* The low end of the kernel's ephemeral range (32768 unless configured). */
+static int ephemeral_low(void)
+{
+    int lo = 32768, hi;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d %d", &lo, &hi) != 2)
+            lo = 32768;
+        fclose(f);
+    }
+    return lo;
+}
+
+static bool can_bind(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t l = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &l) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/*
+ * A port below the ephemeral range: a port the kernel hands out for port 0
+ * can be taken by any outgoing connection (an agent's, a load tool's) in the
+ * gap before the server binds it, or while a test restarts the server, which
+ * made a test fail now and then with "Address already in use". Ports handed
+ * out in this process are not handed out again.
+ */
+int free_port(void)
+{
+    static int given[1024];
+    static size_t ngiven;
+    static uint32_t x;
+    int lo = 20000, hi = ephemeral_low() - 1;
+    if (!x)
+        x = (uint32_t)getpid() * 2654435761u ^ (uint32_t)mono_ms();
+    for (int tries = 0; hi > lo && tries < 1000; tries++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        int port = lo + (int)(x % (uint32_t)(hi - lo + 1));
+        bool used = false;
+        for (size_t i = 0; i < ngiven && i < 1024 && !used; i++)
+            used = given[i] == port;
+        if (used || !can_bind(port))
+            continue;
+        given[ngiven++ % 1024] = port;
+        return port;
     }
-    close(fd);
-    return ntohs(a.sin_port);
+    return -1;
 }
 
 void make_temp_dir(char *out, size_t cap)
