@@ -251,7 +251,7 @@ replica_rows() {
     done
     t2=$(date +%s%N)
     rrow "all $n clusters held again after kill -9 of 1 of 3 replicas (ms)" \
-        "$(( (t1 - t0) / 1000000 ))" "-" "$on2 agents moved; load tool redials at once"
+        "$(( (t1 - t0) / 1000000 ))" "-" "$on2 agents moved; load tool redials with the agents' backoff"
     rrow "dead replica's membership lease gone (ms)" "$(( (t2 - t0) / 1000000 ))" "-" \
         "lease = dead-after (15 s default)"
     kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
@@ -363,7 +363,7 @@ scale_rows() {
     before=$(rss_kib "$SSERVER")
     "$LOAD" --server https://127.0.0.1:"$SPORT" --clusters "$WORK/scale-clusters.txt" \
         --nodes "$SCALE_NODES" --report 30 --ca-checksum "$sum" --rate 1000 \
-        --source-ips 127.0.0.2-127.0.0.9 --churn $((total / 500 + 1)) --stats 5 \
+        --source-ips 127.0.0.2-127.0.0.9 --churn $((total / 500 + 1)) --stats 5 --max-inflight 256 \
         > "$WORK/scale-load.log" 2>"$WORK/scale-load.err" &
     local lp=$!; PIDS+=("$lp")
     local line
@@ -374,6 +374,9 @@ scale_rows() {
     after=$(rss_kib "$SSERVER")
     srow "server RSS per tunnel, $total tunnels (bytes)" "$(( (after - before) * 1024 / total ))" \
         "RSS $before→$after KiB"
+    [ -z "$SCALE_CAPPED" ] || srow "server RSS at 55,000 tunnels, extrapolated (MiB)" \
+        "$(( (after - before) * 55000 / total / 1024 + before / 1024 ))" "per-tunnel figure x 55,000"
+    grep -q "report not stored" "$WORK/scale-server.log" && echo "bench: reports refused (see $WORK/scale-server.log)" >&2
     hz=$(getconf CLK_TCK)
     local c0 c1 l0 l1
     c0=$(cpu_ticks "$SSERVER"); l0=$(cpu_ticks "$lp")

@@ -23,7 +23,11 @@
  * one source address has only the ephemeral port range (~28k) toward one
  * server port. --server may list several replicas: agent i starts at
  * replica i mod n and moves to the next one whenever its link drops, as the
- * real agents fail over.
+ * real agents fail over. --max-inflight caps the handshakes under way at
+ * once (default 256, 0 = no cap): this one thread does the TLS of every
+ * client, which real agents each do on their own machine, and past its
+ * capacity every handshake would crawl past the server's head-timeout; an
+ * agent whose backoff is over then waits for a free slot.
  *
  * Connects N tunnels at up to R new first connections per second (default
  * 500), prints "connected=N secs=S" once all are up, then holds them for
@@ -87,14 +91,14 @@ struct load {
     int nsources;
     const char *token, *cluster, *prefix, *clusters;
     int count, nodes, rate, hold_secs, report_secs, churn, stats_secs;
-    int connected, next_dial;
+    int connected, next_dial, inflight, max_inflight;
     long long attempts, failures, ups, downs, reports_ok, reports_failed;
     struct agent *agents;
     struct loop_timer tick;
     uint64_t start_ms, last_stats_ms, last_churn_ms, drop_ms, sec_start_ms;
     int ups_this_sec, peak_ups;
     bool reported, all_up;
-    char report[2048];
+    char report[8192];
     size_t report_len;
 };
 
@@ -249,6 +253,8 @@ static void build_report(struct load *ld)
                               "\"16Gi\"},\"allocatable\":{\"cpu\":\"4\"}}",
                               i ? "," : "", i, i < 3 ? "control-plane" : "worker", i + 10);
     n += (size_t)snprintf(ld->report + n, sizeof(ld->report) - n, "],\"events\":[]}");
+    if (n >= sizeof(ld->report))
+        abort();    /* the document above must fit: a truncated one is not JSON */
     ld->report_len = n;
 }
 
@@ -260,6 +266,7 @@ static void on_open(struct ws *w)
     struct load *ld = a->ld;
     struct tunnel_cfg tc = { 0 };
     a->ws = NULL;
+    ld->inflight--;
     a->t = tunnel_new(ld->loop, w, false, &tc, &tops, a);
     if (!a->t) {
         schedule(a);
@@ -277,6 +284,7 @@ static void on_close(struct ws *w, const char *why)
 {
     struct agent *a = ws_ud(w);
     a->ws = NULL;
+    a->ld->inflight--;
     if (a->ld->failures++ < 5)
         fprintf(stderr, "loadagents: agent %d: %s\n", a->index, why);
     schedule(a);
@@ -287,6 +295,13 @@ static const struct ws_ops wops = { .on_open = on_open, .on_close = on_close };
 static void dial(struct agent *a)
 {
     struct load *ld = a->ld;
+    /* One thread does every client's TLS: past the cap, handshakes would
+     * crawl until the server's head-timeout drops them all. The agent waits
+     * its turn instead (still due). */
+    if (ld->max_inflight && ld->inflight >= ld->max_inflight) {
+        a->pending = true;
+        return;
+    }
     a->pending = false;
     const struct url *u = &ld->servers[a->server];
     struct ws_client_opts o = {
@@ -305,6 +320,8 @@ static void dial(struct agent *a)
     if (!a->ws) {
         ld->failures++;
         schedule(a);
+    } else {
+        ld->inflight++;
     }
 }
 
@@ -334,12 +351,16 @@ static void on_tick(struct loop_timer *t)
     struct load *ld = (struct load *)((char *)t - offsetof(struct load, tick));
     uint64_t now = loop_now_ms(ld->loop);
     int budget = ld->rate * TICK_MS / 1000 + 1;
-    while (ld->next_dial < ld->count && budget-- > 0)
+    while (ld->next_dial < ld->count && budget-- > 0 &&
+           (!ld->max_inflight || ld->inflight < ld->max_inflight))
         dial(&ld->agents[ld->next_dial++]);
     for (int i = 0; i < ld->next_dial; i++) {
         struct agent *a = &ld->agents[i];
-        if (a->pending && a->due_ms <= now)
+        if (a->pending && a->due_ms <= now) {
+            if (ld->max_inflight && ld->inflight >= ld->max_inflight)
+                continue;
             dial(a);
+        }
         else if (a->t && a->next_report_ms && a->next_report_ms <= now && ld->report_secs &&
                  a->cluster_role)
             send_report(a, now);
@@ -538,14 +559,14 @@ static int setup(struct load *ld, const char *server, const char *sum)
 
 int main(int argc, char **argv)
 {
-    struct load ld = { .rate = 500, .prefix = "load", .stats_secs = 1 };
+    struct load ld = { .rate = 500, .prefix = "load", .stats_secs = 1, .max_inflight = 256 };
     const char *server = NULL, *sum = NULL;
     static const struct option opts[] = {
         { "server", 1, 0, 's' }, { "token", 1, 0, 't' }, { "cluster", 1, 0, 'c' },
         { "ca-checksum", 1, 0, 'k' }, { "count", 1, 0, 'n' }, { "prefix", 1, 0, 'p' },
         { "rate", 1, 0, 'r' }, { "hold", 1, 0, 'h' }, { "clusters", 1, 0, 'C' },
         { "source-ips", 1, 0, 'S' }, { "nodes", 1, 0, 'N' }, { "report", 1, 0, 'R' },
-        { "churn", 1, 0, 'X' }, { "stats", 1, 0, 'T' },
+        { "churn", 1, 0, 'X' }, { "stats", 1, 0, 'T' }, { "max-inflight", 1, 0, 'I' },
         { 0, 0, 0, 0 },
     };
     int o;
@@ -565,6 +586,7 @@ int main(int argc, char **argv)
         case 'R': ld.report_secs = (int)strtol(optarg, NULL, 10); break;
         case 'X': ld.churn = (int)strtol(optarg, NULL, 10); break;
         case 'T': ld.stats_secs = (int)strtol(optarg, NULL, 10); break;
+        case 'I': ld.max_inflight = (int)strtol(optarg, NULL, 10); break;
         default: return 2;
         }
     }
@@ -572,11 +594,12 @@ int main(int argc, char **argv)
         ld.count = count_lines(ld.clusters) * (1 + (ld.nodes > 0 ? ld.nodes : 0));
     if (!server || (!ld.clusters && (!ld.token || !ld.cluster)) || !sum || ld.count <= 0 ||
         ld.rate <= 0 || ld.nodes < 0 || ld.report_secs < 0 || ld.churn < 0 ||
-        ld.stats_secs <= 0) {
+        ld.stats_secs <= 0 || ld.max_inflight < 0) {
         fprintf(stderr, "usage: loadagents --server URL[,URL...] (--token T --cluster C | "
                         "--clusters FILE [--nodes K] [--report SECS]) --ca-checksum SUM "
                         "[--count N] [--prefix P] [--rate R] [--hold SECS] "
-                        "[--source-ips A-B] [--churn PER_SEC] [--stats SECS]\n");
+                        "[--source-ips A-B] [--churn PER_SEC] [--stats SECS] "
+                        "[--max-inflight N]\n");
         return 2;
     }
     log_init("loadagents", LOG_ERROR);
