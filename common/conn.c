@@ -905,9 +905,27 @@ struct conn *conn_connect(struct loop *l, const struct sockaddr *addr,
                           socklen_t addrlen, SSL_CTX *ctx, const char *host,
                           bool host_is_ip, const struct conn_ops *ops, void *ud)
 {
+    return conn_connect_from(l, NULL, 0, addr, addrlen, ctx, host, host_is_ip, ops, ud);
+}
+
+struct conn *conn_connect_from(struct loop *l, const struct sockaddr *src, socklen_t srclen,
+                               const struct sockaddr *addr, socklen_t addrlen, SSL_CTX *ctx,
+                               const char *host, bool host_is_ip,
+                               const struct conn_ops *ops, void *ud)
+{
     int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return NULL;
+    if (src) {
+        /* The port is picked at connect, per destination: a source address
+         * then has the whole ephemeral range toward each server port. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        if (bind(fd, src, srclen) < 0) {
+            close(fd);
+            return NULL;
+        }
+    }
     struct conn *c = conn_new(l, ops, ud);
     if (!c) {
         close(fd);

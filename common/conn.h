@@ -61,6 +61,12 @@ struct conn *conn_adopt(struct loop *l, int fd, SSL_CTX *ctx,
 struct conn *conn_connect(struct loop *l, const struct sockaddr *addr,
                           socklen_t addrlen, SSL_CTX *ctx, const char *host,
                           bool host_is_ip, const struct conn_ops *ops, void *ud);
+/* The same, from source address src (a load tool spreading its connections
+ * over several local addresses); src NULL picks as conn_connect does. */
+struct conn *conn_connect_from(struct loop *l, const struct sockaddr *src, socklen_t srclen,
+                               const struct sockaddr *addr, socklen_t addrlen, SSL_CTX *ctx,
+                               const char *host, bool host_is_ip,
+                               const struct conn_ops *ops, void *ud);
 
 struct loop *conn_loop(const struct conn *c);
 void *conn_ud(const struct conn *c);

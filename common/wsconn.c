@@ -534,8 +534,8 @@ struct ws *ws_client_connect(struct loop *l, const struct sockaddr *addr,
         w->subprotocol = strdup(o->subprotocol);
     if (!w->request || !w->hs || (o->subprotocol && !w->subprotocol))
         goto fail;
-    w->c = conn_connect(l, addr, addrlen, ctx, o->host, o->host_is_ip,
-                        &ws_conn_ops, w);
+    w->c = conn_connect_from(l, o->src, o->src_len, addr, addrlen, ctx, o->host,
+                             o->host_is_ip, &ws_conn_ops, w);
     if (!w->c)
         goto fail;
     return w;

@@ -41,6 +41,8 @@ struct ws_client_opts {
     const char *subprotocol;    /* required in the answer when set */
     const char *extra_headers;  /* "Name: value\r\n" lines, may be NULL */
     size_t max_message;
+    const struct sockaddr *src; /* source address to bind, or NULL */
+    socklen_t src_len;
 };
 
 /* Starts connect + TLS + upgrade. NULL only if no socket could be made;

@@ -1,6 +1,7 @@
 #!/bin/bash
 # make bench: drover's benchmarks, each beside its baseline in the same run.
-# Usage: tests/bench/run.sh BIN_DIR TOOLS_DIR   (BENCH_ONLY=takeover: that section only)
+# Usage: tests/bench/run.sh BIN_DIR TOOLS_DIR   (BENCH_ONLY=takeover|replicas|scale: that
+# section only; BENCH_SCALE=full: the scale section at 55,000 tunnels)
 # Prints a markdown table and writes it, with the machine, to docs/BENCHMARKS.md.
 # Everything runs on loopback; all processes are stopped at the end.
 set -u
@@ -41,6 +42,12 @@ wait_port() {
 
 # field NAME LINE -> value of NAME=... in a key=value line
 field() { sed -n "s/.*\b$1=\([^ ]*\).*/\1/p" <<< "$2"; }
+
+# wrk's latency lines: "50%  1.23ms" -> microseconds.
+wrk_us() { awk -v p="$1" '$1 == p { v = $2; u = 1;
+    if (v ~ /us$/) { sub(/us$/, "", v) } else if (v ~ /ms$/) { sub(/ms$/, "", v); u = 1000 }
+    else if (v ~ /s$/) { sub(/s$/, "", v); u = 1000000 }
+    printf "%.0f", v * u }'; }
 
 # median of three runs of a tcpdata command, by field
 median3() {
@@ -244,7 +251,7 @@ replica_rows() {
     done
     t2=$(date +%s%N)
     rrow "all $n clusters held again after kill -9 of 1 of 3 replicas (ms)" \
-        "$(( (t1 - t0) / 1000000 ))" "-" "$on2 agents moved; load tool redials at once"
+        "$(( (t1 - t0) / 1000000 ))" "-" "$on2 agents moved; load tool redials with the agents' backoff"
     rrow "dead replica's membership lease gone (ms)" "$(( (t2 - t0) / 1000000 ))" "-" \
         "lease = dead-after (15 s default)"
     kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
@@ -267,21 +274,215 @@ replica_section() {
     printf '%s\n' "${REPLICA_ROWS[@]}"
 }
 
-# BENCH_ONLY=replicas refreshes only that section of docs/BENCHMARKS.md.
-if [ "${BENCH_ONLY:-}" = replicas ]; then
-    wrk_us() { awk -v p="$1" '$1 == p { v = $2; u = 1;
-        if (v ~ /us$/) { sub(/us$/, "", v) } else if (v ~ /ms$/) { sub(/ms$/, "", v); u = 1000 }
-        else if (v ~ /s$/) { sub(/s$/, "", v); u = 1000000 }
-        printf "%.0f", v * u }'; }
-    replica_rows
-    if grep -q '^## Several replicas' "$OUT"; then
-        awk '/^## Several replicas/ {skip = 1; next} skip && /^## / {skip = 0} !skip' "$OUT" \
+# ---- scale (issue #8): many clusters' agents from one load-tool process ----
+# BENCH_SCALE=full plays 5,000 clusters x (1 cluster agent + 10 node agents) =
+# 55,000 tunnels and churns for 10 minutes; the default is 200 x (1 + 9) =
+# 2,000 tunnels and 1 minute. BENCH_SCALE_CLUSTERS, BENCH_SCALE_NODES and
+# BENCH_SCALE_CHURN_SECS override either. Both sides need one descriptor per
+# tunnel: the script raises its open-files limit (ulimit -n, root or a high
+# enough hard limit), which the server and the load tool inherit.
+if [ "${BENCH_SCALE:-}" = full ]; then
+    SCALE_CLUSTERS=${BENCH_SCALE_CLUSTERS:-5000}; SCALE_NODES=${BENCH_SCALE_NODES:-10}
+    SCALE_CHURN_SECS=${BENCH_SCALE_CHURN_SECS:-600}
+else
+    SCALE_CLUSTERS=${BENCH_SCALE_CLUSTERS:-200}; SCALE_NODES=${BENCH_SCALE_NODES:-9}
+    SCALE_CHURN_SECS=${BENCH_SCALE_CHURN_SECS:-60}
+fi
+SCALE_ROWS=()
+srow() { SCALE_ROWS+=("| $1 | $2 | $3 |"); printf '%-60s %14s  %s\n' "$1" "$2" "$3"; }
+rss_kib() { awk '/VmRSS/ {print $2}' /proc/"$1"/status; }
+cpu_ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
+metric() { curl -sfk https://127.0.0.1:"$SPORT"/metrics | awk -v m="$1" 'index($0, m) == 1 {s += $2} END {print s + 0}'; }
+wait_line() {   # wait_line FILE REGEX SECS: the last matching line, once there
+    local i
+    for i in $(seq 1 $(($3 * 10))); do
+        grep -qE "$2" "$1" && { grep -E "$2" "$1" | tail -1; return 0; }
+        sleep 0.1
+    done
+    echo "bench: no '$2' in $1 after $3 s" >&2; return 1
+}
+start_scale_server() {
+    "$BIN/drover-server" --listen 127.0.0.1:"$SPORT" --data-dir "$WORK/scale" \
+        --max-conns-per-ip 0 >> "$WORK/scale-server.log" 2>&1 &
+    SSERVER=$!; PIDS+=("$SSERVER")
+}
+# Registers SCALE_CLUSTERS clusters through the API: four curls, each reusing
+# one connection for its share of POST /v3/clusters.
+register_scale_clusters() {
+    local tok=$1 j i pids=()
+    for j in 0 1 2 3; do
+        for i in $(seq "$j" 4 $((SCALE_CLUSTERS - 1))); do
+            printf 'url = "https://127.0.0.1:%s/v3/clusters"\ndata = "{\\"name\\":\\"s%s\\"}"\n' "$SPORT" "$i"
+            printf 'header = "Authorization: Bearer %s"\ninsecure\nsilent\nwrite-out = "\\n"\nnext\n' "$tok"
+        done | sed '$d' > "$WORK/reg$j.cfg"   # no "next" after the last
+        curl -K "$WORK/reg$j.cfg" > "$WORK/reg$j.out" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    cat "$WORK"/reg?.out | while read -r reply; do
+        [ -n "$reply" ] || continue
+        echo "$(json_field id <<< "$reply") $(sed -n 's/.*"registration":{[^}]*"token":"\([^"]*\)".*/\1/p' <<< "$reply")"
+    done | awk 'NF == 2' > "$WORK/scale-clusters.txt"
+}
+scale_rows() {
+    local total=$((SCALE_CLUSTERS * (1 + SCALE_NODES)))
+    local want=$((total + 1024))
+    [ "$(ulimit -n)" -ge "$want" ] || ulimit -n "$((want * 2))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    SCALE_CAPPED=""
+    if [ "$(ulimit -n)" -lt "$want" ]; then
+        # Without the right to raise the hard limit (CAP_SYS_RESOURCE), run
+        # the most clusters that fit under it rather than nothing.
+        local fit=$(( ($(ulimit -n) - 1024) / (1 + SCALE_NODES) ))
+        SCALE_CAPPED="capped at $fit of $SCALE_CLUSTERS clusters: the hard open-files limit here is $(ulimit -Hn) and cannot be raised"
+        echo "bench: scale: $SCALE_CAPPED" >&2
+        SCALE_CLUSTERS=$fit
+        total=$((SCALE_CLUSTERS * (1 + SCALE_NODES)))
+    fi
+    SCALE_WHEN="$(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1 /proc/loadavg) at the start"
+    SPORT=$(free_port)
+    start_scale_server
+    local pw tok sum hz t0 t1
+    for _ in $(seq 1 300); do
+        curl -sfk https://127.0.0.1:"$SPORT"/readyz > /dev/null && break
+        sleep 0.1
+    done
+    pw=$(sed -n 's/^Bootstrap admin password: //p' "$WORK/scale-server.log")
+    tok=$(curl -sfk https://127.0.0.1:"$SPORT"/v3/tokens \
+          -d "{\"username\":\"admin\",\"password\":\"$pw\"}" | json_field token)
+    sum=$(sha256sum "$WORK/scale/ca.crt" | cut -d' ' -f1)
+    t0=$(date +%s%N)
+    register_scale_clusters "$tok"
+    t1=$(date +%s%N)
+    local n
+    n=$(wc -l < "$WORK/scale-clusters.txt")
+    [ "$n" = "$SCALE_CLUSTERS" ] || { echo "bench: registered $n of $SCALE_CLUSTERS clusters" >&2; exit 1; }
+    srow "register $n clusters through POST /v3/clusters (s)" \
+        "$(awk -v t=$((t1 - t0)) 'BEGIN {printf "%.1f", t / 1e9}')" "4 curls, keep-alive"
+    sleep 12    # past a heap-trim period
+    local before after
+    before=$(rss_kib "$SSERVER")
+    "$LOAD" --server https://127.0.0.1:"$SPORT" --clusters "$WORK/scale-clusters.txt" \
+        --nodes "$SCALE_NODES" --report 30 --ca-checksum "$sum" --rate 1000 \
+        --source-ips 127.0.0.2-127.0.0.9 --churn $((total / 500 + 1)) --stats 5 --max-inflight 256 \
+        > "$WORK/scale-load.log" 2>"$WORK/scale-load.err" &
+    local lp=$!; PIDS+=("$lp")
+    local line
+    line=$(wait_line "$WORK/scale-load.log" '^connected=' 3600) || exit 1
+    srow "$total tunnels up ($SCALE_CLUSTERS clusters x (1 + $SCALE_NODES)), at most 1000 new/s (s)" \
+        "$(field secs "$line")" "load tool over 127.0.0.2-9 source addresses"
+    sleep 15    # a report round (30 s) is under way, pings flowing
+    after=$(rss_kib "$SSERVER")
+    srow "server RSS per tunnel, $total tunnels (bytes)" "$(( (after - before) * 1024 / total ))" \
+        "RSS $before→$after KiB"
+    [ -z "$SCALE_CAPPED" ] || srow "server RSS at 55,000 tunnels, extrapolated (MiB)" \
+        "$(( (after - before) * 55000 / total / 1024 + before / 1024 ))" "per-tunnel figure x 55,000"
+    grep -q "report not stored" "$WORK/scale-server.log" && echo "bench: reports refused (see $WORK/scale-server.log)" >&2
+    hz=$(getconf CLK_TCK)
+    local c0 c1 l0 l1
+    c0=$(cpu_ticks "$SSERVER"); l0=$(cpu_ticks "$lp")
+    sleep 30
+    c1=$(cpu_ticks "$SSERVER"); l1=$(cpu_ticks "$lp")
+    srow "server CPU at rest, $total tunnels, pings 5 s, reports 30 s (% of one core)" \
+        "$(awk -v d=$((c1 - c0)) -v h="$hz" 'BEGIN {printf "%.1f", 100 * d / h / 30}')" \
+        "over 30 s; the load tool: $(awk -v d=$((l1 - l0)) -v h="$hz" 'BEGIN {printf "%.1f", 100 * d / h / 30}')%"
+    local cid out
+    cid=$(head -1 "$WORK/scale-clusters.txt" | cut -d' ' -f1)
+    for path in "/v3/clusters?limit=100" "/v3/clusters/$cid"; do
+        out=$(wrk -t1 -c4 -d15s --latency -H "Authorization: Bearer $tok" \
+              "https://127.0.0.1:$SPORT$path" 2>&1)
+        grep -q "Non-2xx" <<< "$out" && echo "bench: GET $path got errors" >&2
+        srow "GET $path while held, 4 clients, p50 / p99 (µs)" \
+            "$(wrk_us 50% <<< "$out") / $(wrk_us 99% <<< "$out")" \
+            "$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<< "$out") requests/s"
+    done
+    line=$(grep '^stats' "$WORK/scale-load.log" | tail -1)
+    srow "reports answered / failed so far" "$(field reports_ok "$line") / $(field reports_failed "$line")" \
+        "each cluster agent every 30 s"
+    # Churn: about 0.2% of the agents dropped each second, each coming back
+    # with the agents' backoff; RSS at the start and end.
+    local r0 r1 d0 d1
+    d0=$(field downs "$(grep '^stats' "$WORK/scale-load.log" | tail -1)")
+    r0=$(rss_kib "$SSERVER")
+    kill -USR1 "$lp"
+    sleep "$SCALE_CHURN_SECS"
+    kill -USR1 "$lp"
+    line=$(grep '^stats' "$WORK/scale-load.log" | tail -1)
+    d1=$(field downs "$line")
+    r1=$(rss_kib "$SSERVER")
+    srow "server RSS over $SCALE_CHURN_SECS s of churn, start → end (KiB)" "$r0 → $r1" \
+        "$((d1 - d0)) drops and redials ($((total / 500 + 1))/s); $(field connected "$line") up at the end"
+    for _ in $(seq 1 600); do
+        [ "$(field connected "$(grep '^stats' "$WORK/scale-load.log" | tail -1)")" = "$total" ] && break
+        sleep 1
+    done
+    sleep 15
+    srow "server RSS after churn stops and all are back (KiB)" "$(rss_kib "$SSERVER")" "-"
+    # Restart: SIGTERM, start again on the same data; time from the first
+    # dropped tunnel to all up again, as the load tool sees it.
+    local refused0 fails0
+    fails0=$(field failures "$(grep '^stats' "$WORK/scale-load.log" | tail -1)")
+    local nallup
+    nallup=$(grep -c '^allup' "$WORK/scale-load.log")
+    kill "$SSERVER"; wait "$SSERVER" 2>/dev/null
+    start_scale_server
+    for _ in $(seq 1 36000); do
+        [ "$(grep -c '^allup' "$WORK/scale-load.log")" -gt "$nallup" ] && break
+        sleep 0.1
+    done
+    line=$(grep '^allup' "$WORK/scale-load.log" | tail -1)
+    refused0=$(metric drover_connections_refused_total)
+    srow "all $total back after a server restart (ms)" "$(field after_ms "$line")" \
+        "from the first drop; peak $(field peak_ups_per_sec "$line") tunnels up/s; $(( $(field failures "$line") - fails0 )) dials failed and were retried with backoff; server refused $refused0 at accept"
+    sleep 15    # past a heap-trim period
+    srow "server RSS 15 s after all are back from the restart (KiB)" "$(rss_kib "$SSERVER")" \
+        "a new process: compare with the first RSS row"
+    kill "$lp" 2>/dev/null; wait "$lp" 2>/dev/null
+    kill "$SSERVER" 2>/dev/null; wait "$SSERVER" 2>/dev/null
+}
+scale_section() {
+    echo "## Scale"
+    echo
+    echo "One server on SQLite with \`--max-conns-per-ip 0\`; \`tests/tools/loadagents\` in"
+    echo "one process plays the cluster agent and $SCALE_NODES node agents of each of"
+    echo "$SCALE_CLUSTERS clusters registered through the API, over 8 source addresses"
+    echo "(127.0.0.2-9), with the server's pings (5 s) and a report (10 nodes, ~2 KB)"
+    echo "from each cluster agent every 30 s. Server, load tool and script share the"
+    echo "2 cores. Churn drops about 0.2% of the agents each second (every agent about"
+    echo "once in 8 minutes); every redial, after churn or the restart, waits the agents'"
+    echo "own backoff (500 ms doubling to 30 s, full jitter). \`make bench\` runs the"
+    echo "small version; \`BENCH_SCALE=full\` the issue's 5,000 x (1 + 10) with 10 minutes"
+    echo "of churn; \`BENCH_ONLY=scale\` runs this section alone."
+    echo
+    echo "- Measured: $SCALE_WHEN ($([ "${BENCH_SCALE:-}" = full ] && echo "BENCH_SCALE=full" || echo "small version"))"
+    [ -z "$SCALE_CAPPED" ] || echo "- Run $SCALE_CAPPED (see below)."
+    echo
+    echo "| measurement | value | notes |"
+    echo "|---|---:|---|"
+    printf '%s\n' "${SCALE_ROWS[@]}"
+}
+
+# replace_section TITLE FUNCTION: docs/BENCHMARKS.md with its "## TITLE"
+# section replaced by (or, when missing, followed by) FUNCTION's output.
+replace_section() {
+    if grep -q "^## $1\$" "$OUT"; then
+        awk -v t="## $1" '$0 == t {skip = 1; next} skip && /^## / {skip = 0} !skip' "$OUT" \
             > "$WORK/bench.md"
     else
         cp "$OUT" "$WORK/bench.md"
     fi
-    { cat "$WORK/bench.md"; echo; replica_section; } | cat -s > "$OUT"
+    { cat "$WORK/bench.md"; echo; "$2"; } | cat -s > "$OUT"
     echo "wrote $OUT"
+}
+
+# BENCH_ONLY=replicas or =scale refreshes only that section of docs/BENCHMARKS.md.
+if [ "${BENCH_ONLY:-}" = replicas ]; then
+    replica_rows
+    replace_section "Several replicas" replica_section
+    exit 0
+fi
+if [ "${BENCH_ONLY:-}" = scale ]; then
+    scale_rows
+    [ ${#SCALE_ROWS[@]} -gt 0 ] && replace_section "Scale" scale_section
     exit 0
 fi
 
@@ -417,11 +618,6 @@ for WIN in 256KiB 1MiB; do
 done
 
 # kube-apiserver GETs through drover versus straight to the stand-in.
-# wrk's latency lines: "50%  1.23ms" -> microseconds.
-wrk_us() { awk -v p="$1" '$1 == p { v = $2; u = 1;
-    if (v ~ /us$/) { sub(/us$/, "", v) } else if (v ~ /ms$/) { sub(/ms$/, "", v); u = 1000 }
-    else if (v ~ /s$/) { sub(/s$/, "", v); u = 1000000 }
-    printf "%.0f", v * u }'; }
 kube_rows() {
     local ks_port tok kc_url
     ks_port=$(free_port)
@@ -491,6 +687,7 @@ for N in $IDLE_COUNTS; do
 done
 stop_stack
 replica_rows
+scale_rows
 
 {
     echo "# Benchmarks"
@@ -513,5 +710,6 @@ replica_rows
     echo
     if [ -f "$ROOT/docs/BENCHMARKS.notes.md" ]; then cat "$ROOT/docs/BENCHMARKS.notes.md"; fi
     if [ ${#REPLICA_ROWS[@]} -gt 0 ]; then echo; replica_section; fi
+    if [ ${#SCALE_ROWS[@]} -gt 0 ]; then echo; scale_section; fi
 } > "$OUT"
 echo "wrote $OUT"
