@@ -454,7 +454,7 @@ scale_section() {
     echo "of churn; \`BENCH_ONLY=scale\` runs this section alone."
     echo
     echo "- Measured: $SCALE_WHEN ($([ "${BENCH_SCALE:-}" = full ] && echo "BENCH_SCALE=full" || echo "small version"))"
-    [ -z "$SCALE_CAPPED" ] || echo "- Run $SCALE_CAPPED (see below)."
+    [ -z "$SCALE_CAPPED" ] || echo "- Run $SCALE_CAPPED (see \"Reading these figures\" above)."
     echo
     echo "| measurement | value | notes |"
     echo "|---|---:|---|"
