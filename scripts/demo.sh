@@ -19,10 +19,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
+free_port() {   # below the ephemeral range, so no outgoing connection takes it
     local p
     while :; do
-        p=$(shuf -i 20000-60999 -n 1)
+        p=$(shuf -i 20000-32767 -n 1)
         (echo > /dev/tcp/127.0.0.1/"$p") 2>/dev/null || { echo "$p"; return; }
     done
 }
@@ -38,17 +38,19 @@ wait_for() {   # wait_for WHAT COMMAND...: up to 30 s
 }
 step() { printf '\n== %s\n' "$*"; }
 
-KS=$(free_port) HTTPS=$(free_port)
+HTTPS=$(free_port)
 S=https://127.0.0.1:$HTTPS
 export DROVER_CONFIG=$WORK/droverctl.yaml KUBECONFIG=$WORK/kubeconfig
 
-step "the stand-in cluster (tests/kube-standin) on 127.0.0.1:$KS"
-"$TOOLS/kube-standin" --listen 127.0.0.1:"$KS" --data-dir "$WORK/standin" \
+step "the stand-in cluster (tests/kube-standin)"
+"$TOOLS/kube-standin" --listen 127.0.0.1:0 --port-file "$WORK/standin.port" --data-dir "$WORK/standin" \
     --token system:serviceaccount:drover-system:drover=demo-sa-token \
     --admin system:serviceaccount:drover-system:drover > "$WORK/standin.log" 2>&1 &
 PIDS+=($!)
 echo demo-sa-token > "$WORK/sa.token"
-wait_for "the stand-in" bash -c "echo > /dev/tcp/127.0.0.1/$KS"
+wait_for "the stand-in" test -s "$WORK/standin.port"
+KS=$(cat "$WORK/standin.port")
+echo "listening on 127.0.0.1:$KS"
 
 step "drover-server on $S (SQLite and a generated CA in $WORK/data)"
 "$BIN/drover-server" --listen 127.0.0.1:"$HTTPS" --data-dir "$WORK/data" \
