@@ -277,7 +277,7 @@ static char *subst(char *s, const char *from, const char *to)
         memcpy(o, to, tl);
         o += tl;
     }
-    strcpy(o, p);
+    memcpy(o, p, strlen(p) + 1);
     free(s);
     return out;
 }

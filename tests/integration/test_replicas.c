@@ -132,7 +132,7 @@ static int holder_of(int c)
                                1, NULL, params, NULL, NULL, 0);
     int who = -1;
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        who = atoi(PQgetvalue(r, 0, 0) + 1);
+        who = (int)strtol(PQgetvalue(r, 0, 0) + 1, NULL, 10);   /* "r<i>" */
     PQclear(r);
     PQfinish(db);
     return who;

@@ -263,7 +263,7 @@ static int runner_of(const char *sid)
                                params, NULL, NULL, 0);
     int who = -1;
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
-        who = atoi(PQgetvalue(r, 0, 0) + 1);
+        who = (int)strtol(PQgetvalue(r, 0, 0) + 1, NULL, 10);   /* "r<i>" */
     PQclear(r);
     PQfinish(db);
     return who;

@@ -121,7 +121,7 @@ int main(int argc, char **argv)
     const char *path = NULL, *token = NULL;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
-        case 'p': port = atoi(optarg); break;
+        case 'p': port = (int)strtol(optarg, NULL, 10); break;
         case 'a': path = optarg; break;
         case 't': token = optarg; break;
         case 'i': pid = atol(optarg); break;

@@ -67,12 +67,13 @@ static struct db *open_store(void)
     return db;
 }
 
+#define GONE_CAP 256
 static int collect(void *ud, const char *id, const char *node)
 {
-    char *out = ud;
+    char *out = ud;             /* GONE_CAP bytes */
+    size_t used = strlen(out);
     (void)node;
-    strcat(out, id);
-    strcat(out, " ");
+    snprintf(out + used, GONE_CAP - used, "%s ", id);
     return 0;
 }
 
@@ -85,7 +86,7 @@ static int due_row(void *ud, const struct store_snap_due *d)
 START_TEST(prune_keeps_newest_scheduled)
 {
     struct db *db = open_store();
-    char id[16], gone[256] = "";
+    char id[16], gone[GONE_CAP] = "";
     for (int i = 0; i < 5; i++) {
         snprintf(id, sizeof(id), "s-%d", i);
         ck_assert_int_eq(store_snapshot_create(db, id, "c-aaaaa", "n1", true, 1000 + i, NULL), 0);
