@@ -49,23 +49,6 @@ static const struct table tables[] = {
     T(login), T(user_new), T(user_put), T(cluster_new), T(cluster_put), T(schedule), T(member),
 };
 
-static bool type_holds(const json_t *v, enum api_jtype t)
-{
-    switch (t) {
-    case API_J_STRING:
-        return json_is_string(v);
-    case API_J_INT:
-        return json_is_integer(v);
-    case API_J_BOOL:
-        return json_is_boolean(v);
-    case API_J_OBJECT:
-        return json_is_object(v);
-    case API_J_TTL:
-        return json_is_integer(v) || json_is_string(v);
-    }
-    return false;
-}
-
 /* What the handlers do with the values once the shape is right. */
 static void use_values(const json_t *obj)
 {
@@ -97,7 +80,7 @@ static void check_table(const json_t *obj, const struct table *t)
     }
     for (size_t i = 0; i < t->n; i++) {
         json_t *v = json_object_get(obj, t->f[i].name);
-        if ((t->f[i].required && !v) || (v && !type_holds(v, t->f[i].type)))
+        if ((t->f[i].required && !v) || (v && !api_json_type_ok(v, t->f[i].type)))
             abort();
     }
     if (json_object_size(obj) > t->n)

@@ -156,6 +156,8 @@ struct api_field {
     bool required;
 };
 
+/* Whether v has the JSON type a field of type t needs. */
+bool api_json_type_ok(const json_t *v, enum api_jtype t);
 /* Checks that obj has only these fields, of these types, and the required
  * ones. 0, or -1 with a message for a 400 in err. */
 int api_json_check(const json_t *obj, const struct api_field *fields, size_t n,

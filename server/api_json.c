@@ -25,7 +25,7 @@ static const char *type_name(enum api_jtype t)
     return "?";
 }
 
-static bool type_ok(const json_t *v, enum api_jtype t)
+bool api_json_type_ok(const json_t *v, enum api_jtype t)
 {
     switch (t) {
     case API_J_STRING:
@@ -55,7 +55,7 @@ int api_json_check(const json_t *obj, const struct api_field *fields, size_t n,
             snprintf(err, errlen, "unknown field \"%.64s\"", key);
             return -1;
         }
-        if (!type_ok(v, fields[i].type)) {
+        if (!api_json_type_ok(v, fields[i].type)) {
             snprintf(err, errlen, "field \"%s\" must be %s", key, type_name(fields[i].type));
             return -1;
         }
