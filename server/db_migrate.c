@@ -196,6 +196,14 @@ static const struct mig_step v5_steps[] = {
          "created_at BIGINT NOT NULL)"),
 };
 
+/* A user's clusters in id order straight from the index, so a page of
+ * GET /v3/clusters reads its rows rather than sorting every membership. */
+static const struct mig_step v6_steps[] = {
+    BOTH("CREATE INDEX cluster_members_user_cluster "
+         "ON cluster_members (user_id, cluster_id)"),
+    BOTH("DROP INDEX cluster_members_user_id"),
+};
+
 #define STEPS(a) (a), (sizeof(a) / sizeof((a)[0]))
 
 static const struct migration migrations[] = {
@@ -204,6 +212,7 @@ static const struct migration migrations[] = {
     { 3, "event dedupe index", STEPS(v3_steps) },
     { 4, "etcd snapshots and upgrades", STEPS(v4_steps) },
     { 5, "replicas: peers, tunnel owners, leases, shared CA", STEPS(v5_steps) },
+    { 6, "members by user in cluster order", STEPS(v6_steps) },
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

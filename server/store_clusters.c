@@ -12,8 +12,7 @@
     "c.id, c.name, c.state, c.registration_token_sealed, c.kubernetes_version, " \
     "c.capacity_json, c.conditions_json, c.connection_via, c.created_at, " \
     "c.updated_at, c.last_seen, c.connection_since, " \
-    "c.etcd_snapshot_interval_minutes, c.etcd_snapshot_retention, c.node_count, " \
-    "m.role"
+    "c.etcd_snapshot_interval_minutes, c.etcd_snapshot_retention, c.node_count"
 
 static int64_t int_or_null(struct db_stmt *st, int col)
 {
@@ -102,7 +101,7 @@ int store_cluster_get(struct db *db, const char *id, const char *user_id,
                       store_cluster_fn fn, void *ud)
 {
     int rows = 0;
-    int rc = each_cluster(db, "SELECT " CLUSTER_COLS " FROM clusters c "
+    int rc = each_cluster(db, "SELECT " CLUSTER_COLS ", m.role FROM clusters c "
                           "LEFT JOIN cluster_members m ON m.cluster_id = c.id "
                           "AND m.user_id = ? WHERE c.id = ?",
                           DB_ARGS(DB_TEXT(user_id ? user_id : ""), DB_TEXT(id)), fn, ud,
@@ -115,13 +114,15 @@ int store_clusters_list(struct db *db, const char *user_id, const char *after,
 {
     int rows = 0;
     if (!user_id)
-        return each_cluster(db, "SELECT " CLUSTER_COLS " FROM clusters c "
-                            "LEFT JOIN cluster_members m ON 1 = 0 "
+        return each_cluster(db, "SELECT " CLUSTER_COLS ", NULL FROM clusters c "
                             "WHERE c.id > ? ORDER BY c.id LIMIT ?",
                             DB_ARGS(DB_TEXT(after), DB_INT(limit)), fn, ud, &rows);
-    return each_cluster(db, "SELECT " CLUSTER_COLS " FROM clusters c "
-                        "JOIN cluster_members m ON m.cluster_id = c.id AND m.user_id = ? "
-                        "WHERE c.id > ? ORDER BY c.id LIMIT ?",
+    /* Walks the (user_id, cluster_id) index in order: a page costs its
+     * own rows, however many clusters the user belongs to. */
+    return each_cluster(db, "SELECT " CLUSTER_COLS ", m.role FROM cluster_members m "
+                        "JOIN clusters c ON c.id = m.cluster_id "
+                        "WHERE m.user_id = ? AND m.cluster_id > ? "
+                        "ORDER BY m.cluster_id LIMIT ?",
                         DB_ARGS(DB_TEXT(user_id), DB_TEXT(after), DB_INT(limit)), fn, ud,
                         &rows);
 }

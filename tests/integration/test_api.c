@@ -558,11 +558,75 @@ START_TEST(nodes_and_events)
 }
 END_TEST
 
+/* Walks GET /v3/clusters by pages of limit; returns the names seen, in
+ * order, joined by ',' (every page but the last must be full). */
+static void walk_clusters(const char *token, int limit, char *names, size_t cap)
+{
+    char path[256];
+    size_t used = 0;
+    names[0] = 0;
+    snprintf(path, sizeof(path), "/v3/clusters?limit=%d", limit);
+    for (int page = 0; page < 100; page++) {
+        json_t *j = EXPECT(200, "GET", path, token, NULL);
+        json_t *data = json_object_get(j, "data"), *next = json_object_get(j, "next");
+        for (size_t i = 0; i < json_array_size(data); i++) {
+            int n = snprintf(names + used, cap - used, "%s%s", used ? "," : "",
+                             jstr(json_array_get(data, i), "name"));
+            ck_assert(n > 0 && (size_t)n < cap - used);
+            used += (size_t)n;
+        }
+        if (json_is_null(next)) {
+            json_decref(j);
+            return;
+        }
+        ck_assert_int_eq(json_array_size(data), limit);
+        snprintf(path, sizeof(path), "/v3/clusters?limit=%d&cursor=%s", limit,
+                 json_string_value(next));
+        json_decref(j);
+    }
+    ck_abort_msg("GET /v3/clusters never ended");
+}
+
+START_TEST(cluster_pages)
+{
+    char alice[80], bob[80], all[512], mine[512], want[512] = "";
+    user_token("alice", false, alice);
+    user_token("bob", false, bob);
+    /* Ids are random: the names are given in the order the ids sort. */
+    char ids[7][16], names[7][8];
+    for (int i = 0; i < 7; i++) {
+        snprintf(names[i], sizeof(names[i]), "p%d", i);
+        json_decref(new_cluster(i < 5 ? alice : bob, names[i], ids[i]));
+    }
+    walk_clusters(d.admin_token, 3, all, sizeof(all));
+    walk_clusters(alice, 2, mine, sizeof(mine));
+    /* Every cluster once for the admin; alice's five, in the same order,
+     * with nothing of bob's. */
+    size_t seen = 0;
+    for (char *p = all, *save = NULL, *tok; (tok = strtok_r(p, ",", &save)); p = NULL) {
+        seen++;
+        if (tok[1] - '0' < 5)
+            snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%s",
+                     want[0] ? "," : "", tok);
+    }
+    ck_assert_uint_eq(seen, 7);
+    ck_assert_str_eq(mine, want);
+    walk_clusters(bob, 1, mine, sizeof(mine));
+    ck_assert_msg(strcmp(mine, "p5,p6") == 0 || strcmp(mine, "p6,p5") == 0, "bob sees %s",
+                  mine);
+    /* A member's page carries its role's view: the owner sees the token. */
+    json_t *j = EXPECT(200, "GET", "/v3/clusters?limit=1", alice, NULL);
+    ck_assert(json_is_string(jget(json_array_get(json_object_get(j, "data"), 0),
+                                  "registration.token")));
+    json_decref(j);
+}
+END_TEST
+
 Suite *suite_integration_api(void)
 {
     const TTest *const both[] = {
         login_logout_expiry, users, clusters, roles_read, roles_write, rotation,
-        validation, nodes_and_events,
+        validation, nodes_and_events, cluster_pages,
     };
     Suite *s = suite_create("integration/api");
     TCase *lite = tcase_create("sqlite");
