@@ -28,6 +28,7 @@ struct ws {
     bool client, open, dead;
     size_t max_message;
     uint64_t last_rx;
+    uint64_t pings_rx;
     int refused_status;
     uint64_t rng;
 
@@ -168,6 +169,7 @@ void ws_close(struct ws *w, uint16_t code, const char *reason)
 static void on_control(struct ws *w, uint8_t op, uint8_t *p, size_t n)
 {
     if (op == WS_OP_PING) {
+        w->pings_rx++;
         ws_send(w, WS_OP_PONG, p, n, NULL, 0);
         return;
     }
@@ -575,6 +577,7 @@ void ws_set_ud(struct ws *w, void *ud) { w->ud = ud; }
 void ws_set_ops(struct ws *w, const struct ws_ops *ops) { w->ops = ops; }
 struct conn *ws_conn(const struct ws *w) { return w->c; }
 uint64_t ws_last_rx_ms(const struct ws *w) { return w->last_rx; }
+uint64_t ws_pings_received(const struct ws *w) { return w->pings_rx; }
 int ws_refused_status(const struct ws *w) { return w->refused_status; }
 
 size_t ws_out_pending(const struct ws *w)

@@ -75,6 +75,8 @@ ssize_t ws_upgrade_answer(const struct http_request *req, const char *subprotoco
 int ws_send(struct ws *w, uint8_t opcode, const void *a, size_t alen,
             const void *b, size_t blen);
 int ws_ping(struct ws *w);
+/* Pings the peer has sent us (each answered with a pong). */
+uint64_t ws_pings_received(const struct ws *w);
 /* Sends a close frame and closes once it is flushed. No callbacks follow. */
 void ws_close(struct ws *w, uint16_t code, const char *reason);
 

@@ -57,6 +57,7 @@ struct side {
     struct loop *l;
     struct tunnel *t;
     struct ws *raw;             /* raw mode: the bare websocket */
+    struct ws *ws;              /* tunnel mode: the tunnel's websocket */
     struct tunnel_cfg cfg;
     enum open_mode mode;
     bool consume;
@@ -383,6 +384,7 @@ static size_t up_read(struct conn *c, uint8_t *data, size_t len)
     struct ws *w = ws_server_attach(c, (const uint8_t *)u->buf + hl, u->len - (size_t)hl,
                                     TUN_MAX_MESSAGE, &srv_ws_ops, NULL);
     ck_assert_ptr_nonnull(w);
+    P.s.ws = w;
     P.s.t = tunnel_new(P.ls, w, true, &P.s.cfg, &t_ops, &P.s);
     ck_assert_ptr_nonnull(P.s.t);
     P.s.ups++;
@@ -408,6 +410,7 @@ static void on_accept(struct listener *lsn, int fd, void *ud)
 
 static void cli_ws_open(struct ws *w)
 {
+    P.c.ws = w;
     P.c.t = tunnel_new(P.lc, w, false, &P.c.cfg, &t_ops, &P.c);
     ck_assert_ptr_nonnull(P.c.t);
     P.c.ups++;
@@ -1013,6 +1016,46 @@ START_TEST(silent_peer_is_dropped)
 }
 END_TEST
 
+START_TEST(server_pings_only_when_it_hears_nothing)
+{
+    /* The agent pings twice as often as the server would: the server,
+     * never silent for its interval, sends (almost) none. */
+    pair_setup(false, true);
+    P.c.cfg.ping_interval_ms = 50;
+    P.s.cfg.ping_interval_ms = 100;
+    P.s.cfg.dead_after_ms = P.c.cfg.dead_after_ms = 400;
+    pair_connect();
+    run_for(1000);
+    ck_assert_int_eq(P.s.downs + P.c.downs, 0);
+    uint64_t from_agent = ws_pings_received(P.s.ws), from_server = ws_pings_received(P.c.ws);
+    ck_assert_msg(from_agent >= 8, "the server got %llu pings", (unsigned long long)from_agent);
+    /* Both ends pinging would be ~10 from the server; a late timer may let
+     * one or two through. */
+    ck_assert_msg(from_server <= 3, "the server sent %llu pings",
+                  (unsigned long long)from_server);
+    pair_teardown();
+}
+END_TEST
+
+START_TEST(server_pings_an_agent_that_does_not)
+{
+    /* An agent with a long interval (or an older one) is still kept alive
+     * by the server's pings and its own pongs. */
+    pair_setup(false, true);
+    P.c.cfg.ping_interval_ms = 60000;
+    P.c.cfg.dead_after_ms = 120000;
+    P.s.cfg.ping_interval_ms = 100;
+    P.s.cfg.dead_after_ms = 300;
+    pair_connect();
+    run_for(1000);
+    ck_assert_int_eq(P.s.downs + P.c.downs, 0);
+    ck_assert_uint_eq(ws_pings_received(P.s.ws), 0);
+    ck_assert_msg(ws_pings_received(P.c.ws) >= 4, "the server sent %llu pings",
+                  (unsigned long long)ws_pings_received(P.c.ws));
+    pair_teardown();
+}
+END_TEST
+
 START_TEST(tunnel_close_ends_every_stream)
 {
     pair_up(false);
@@ -1432,6 +1475,8 @@ Suite *suite_common_tunnel(void)
     tcase_add_test(life, reset_from_either_side);
     tcase_add_test(life, peer_stream_limit);
     tcase_add_test(life, silent_peer_is_dropped);
+    tcase_add_test(life, server_pings_only_when_it_hears_nothing);
+    tcase_add_test(life, server_pings_an_agent_that_does_not);
     tcase_add_test(life, tunnel_close_ends_every_stream);
     tcase_add_test(proto, open_with_wrong_parity_drops_the_tunnel);
     tcase_add_test(proto, open_with_old_id_drops_the_tunnel);
