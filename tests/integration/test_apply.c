@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tests/support/dtest.h"
+#include "tests/support/kubetest.h"
 #include "tests/support/standin.h"
 
 #define SA_TOKEN "standin-sa-token-a9911c"
@@ -58,12 +59,8 @@ static void expect_result(json_t *ans, size_t i, const char *kind, const char *n
 static json_t *k8s_get(const char *path)
 {
     char url[400];
-    struct httpc_resp r;
     snprintf(url, sizeof(url), "/k8s/clusters/%s%s", d.cluster, path);
-    int st = dtest_call(&d, "GET", url, d.admin_token, NULL, &r);
-    json_t *j = st == 200 ? httpc_json(&r) : NULL;
-    httpc_free(&r);
-    return j;
+    return kubetest_get(&d, url);
 }
 
 /* The agent's RBAC keeper has made drover:admin cluster-admin downstream. */
@@ -79,18 +76,13 @@ static bool admin_bound(void *ud)
 
 static void setup(void)
 {
-    memset(&d, 0, sizeof(d));
-    dtest_start_server(&d);
-    standin_start(&ks, &d, SA_TOKEN);
-    standin_start_agent(&ks, &d);
+    standin_up(&ks, &d, SA_TOKEN);
     ck_assert_msg(wait_until(admin_bound, NULL, 20000), "no cluster-admin for drover:admin");
 }
 
 static void teardown(void)
 {
-    standin_stop(&ks);
-    dtest_down(&d);
-    proc_cleanup();
+    standin_down(&ks, &d);
 }
 
 /* The Namespace comes last here: applied in the request's order the
@@ -280,34 +272,14 @@ START_TEST(unknown_kind_fails_alone)
 }
 END_TEST
 
-static void make_user(const char *name, const char *role, char *token, size_t cap)
-{
-    char body[300], url[200];
-    struct httpc_resp r;
-    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"pw-%s-0123456789\","
-             "\"admin\":false}", name, name);
-    ck_assert_int_eq(dtest_call(&d, "POST", "/v3/users", d.admin_token, body, &r), 201);
-    httpc_free(&r);
-    if (role) {
-        snprintf(url, sizeof(url), "/v3/clusters/%s/members", d.cluster);
-        snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", name, role);
-        int st = dtest_call(&d, "POST", url, d.admin_token, body, &r);
-        ck_assert_msg(st == 201 || st == 200, "member add: %d", st);
-        httpc_free(&r);
-    }
-    char pw[100];
-    snprintf(pw, sizeof(pw), "pw-%s-0123456789", name);
-    ck_assert_int_eq(dtest_login(&d, name, pw, token, cap), 201);
-}
-
 START_TEST(access_rules)
 {
     char bob[100], carol[100];
     json_t *ans;
     const char *body = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: mine}\n---\n"
                        "apiVersion: v1\nkind: Namespace\nmetadata: {name: bobs}\n";
-    make_user("bob", "viewer", bob, sizeof(bob));
-    make_user("carol", NULL, carol, sizeof(carol));
+    kubetest_user(&d, "bob", "viewer", bob, sizeof(bob));
+    kubetest_user(&d, "carol", NULL, carol, sizeof(carol));
     /* A viewer is a member: the request goes, and the cluster says no. */
     ck_assert_int_eq(apply(bob, "application/yaml", body, &ans), 422);
     expect_result(ans, 0, "ConfigMap", "mine", "failed", 403);
@@ -449,23 +421,12 @@ START_TEST(agent_lost_mid_apply)
 }
 END_TEST
 
-static bool cluster_state_is(void *ud)
-{
-    char url[200];
-    struct httpc_resp r;
-    snprintf(url, sizeof(url), "/v3/clusters/%s", d.cluster);
-    int st = dtest_call(&d, "GET", url, d.admin_token, NULL, &r);
-    bool ok = st == 200 && r.body && strstr(r.body, ud);
-    httpc_free(&r);
-    return ok;
-}
-
 START_TEST(no_link_answers_503)
 {
     json_t *ans;
     proc_signal(&d.agent, SIGKILL);
     proc_wait(&d.agent, 5000);
-    ck_assert_msg(wait_until(cluster_state_is, "\"state\":\"disconnected\"", 5000),
+    ck_assert_msg(kubetest_wait_state(&d, "disconnected", 5000),
                   "cluster not disconnected");
     long long t0 = mono_ms();
     ck_assert_int_eq(apply(d.admin_token, "application/yaml",

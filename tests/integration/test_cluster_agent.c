@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tests/support/dtest.h"
+#include "tests/support/kubetest.h"
 #include "tests/support/standin.h"
 
 #define SA_TOKEN "standin-sa-token-c41d02"
@@ -29,34 +30,17 @@ static void write_text(const char *path, const char *text)
     fclose(f);
 }
 
-/* A kubeconfig straight at the stand-in, as the agent's service account. */
-static void write_sa_kubeconfig(void)
-{
-    char text[1500];
-    snprintf(sa_kubeconfig, sizeof(sa_kubeconfig), "%s/sa.kubeconfig", d.dir);
-    snprintf(text, sizeof(text),
-             "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n"
-             "    server: https://127.0.0.1:%d\n    certificate-authority: %s/standin/ca.crt\n"
-             "users:\n- name: sa\n  user:\n    token: %s\ncontexts:\n- name: sa\n  context:\n"
-             "    cluster: standin\n    user: sa\ncurrent-context: sa\n",
-             ks.port, d.dir, SA_TOKEN);
-    write_text(sa_kubeconfig, text);
-}
-
 static void setup(void)
 {
-    memset(&d, 0, sizeof(d));
-    dtest_start_server(&d);
-    standin_start(&ks, &d, SA_TOKEN);
-    write_sa_kubeconfig();
-    standin_start_agent(&ks, &d);
+    standin_up(&ks, &d, SA_TOKEN);
+    /* Straight at the stand-in, as the agent's service account. */
+    snprintf(sa_kubeconfig, sizeof(sa_kubeconfig), "%s/sa.kubeconfig", d.dir);
+    standin_kubeconfig(&ks, sa_kubeconfig);
 }
 
 static void teardown(void)
 {
-    standin_stop(&ks);
-    dtest_down(&d);
-    proc_cleanup();
+    standin_down(&ks, &d);
 }
 
 /* Ends each test: the agent was alive throughout and stops cleanly (under
@@ -68,24 +52,6 @@ static void agent_stops_cleanly(void)
     ck_assert(!file_contains(d.agent_log, "Sanitizer"));
 }
 
-static int kubectl(const char *kc, const char *args, char *out, size_t cap)
-{
-    char cmd[1200];
-    snprintf(cmd, sizeof(cmd), "KUBECONFIG=%s timeout 30 kubectl %s 2>&1", kc, args);
-    return run_capture(cmd, out, cap);
-}
-
-/* GET path as admin; the JSON body, or NULL unless 200. */
-static json_t *api_get(const char *path)
-{
-    struct httpc_resp r;
-    json_t *j = NULL;
-    if (dtest_call(&d, "GET", path, d.admin_token, NULL, &r) == 200)
-        j = httpc_json(&r);
-    httpc_free(&r);
-    return j;
-}
-
 /* ---- reports ---- */
 
 static bool cluster_reported(void *ud)
@@ -93,7 +59,7 @@ static bool cluster_reported(void *ud)
     char path[200];
     (void)ud;
     snprintf(path, sizeof(path), "/v3/clusters/%s", d.cluster);
-    json_t *c = api_get(path);
+    json_t *c = kubetest_get(&d, path);
     const char *v = json_string_value(json_object_get(c, "kubernetesVersion"));
     const char *st = json_string_value(json_object_get(c, "state"));
     bool ok = v && strcmp(v, "v1.31.0") == 0 && st && strcmp(st, "active") == 0 &&
@@ -119,7 +85,7 @@ static bool nodes_reported(void *ud)
     int seen = 0;
     (void)ud;
     snprintf(path, sizeof(path), "/v3/clusters/%s/nodes", d.cluster);
-    json_t *l = api_get(path), *n;
+    json_t *l = kubetest_get(&d, path), *n;
     size_t i;
     json_array_foreach(json_object_get(l, "data"), i, n) {
         const char *name = json_string_value(json_object_get(n, "name"));
@@ -140,7 +106,7 @@ static bool warning_reported(void *ud)
     bool ok = false;
     (void)ud;
     snprintf(path, sizeof(path), "/v3/clusters/%s/events", d.cluster);
-    json_t *l = api_get(path), *e;
+    json_t *l = kubetest_get(&d, path), *e;
     size_t i;
     json_array_foreach(json_object_get(l, "data"), i, e) {
         const char *type = json_string_value(json_object_get(e, "type"));
@@ -170,7 +136,7 @@ static bool two_nodes(void *ud)
     char path[200];
     (void)ud;
     snprintf(path, sizeof(path), "/v3/clusters/%s", d.cluster);
-    json_t *c = api_get(path);
+    json_t *c = kubetest_get(&d, path);
     bool ok = json_integer_value(json_object_get(c, "nodeCount")) == 2;
     json_decref(c);
     return ok;
@@ -180,7 +146,8 @@ START_TEST(node_change_reported_soon)
 {
     static char out[65536];
     ck_assert(wait_until(cluster_reported, NULL, SLOW_MS));
-    ck_assert_int_eq(kubectl(sa_kubeconfig, "delete node node-3", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(sa_kubeconfig, "delete node node-3", out, sizeof(out)),
+                     0);
     ck_assert_msg(wait_until(two_nodes, NULL, 10000), "node change not reported in time");
     agent_stops_cleanly();
 }
@@ -188,29 +155,12 @@ END_TEST
 
 /* ---- RBAC ---- */
 
-static void add_user(const char *name, const char *role, char *token, size_t cap)
-{
-    char body[300], url[200], pw[100];
-    struct httpc_resp r;
-    snprintf(pw, sizeof(pw), "pw-%s-0123456789", name);
-    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"%s\",\"admin\":false}",
-             name, pw);
-    ck_assert_int_eq(dtest_call(&d, "POST", "/v3/users", d.admin_token, body, &r), 201);
-    httpc_free(&r);
-    snprintf(url, sizeof(url), "/v3/clusters/%s/members", d.cluster);
-    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", name, role);
-    int st = dtest_call(&d, "POST", url, d.admin_token, body, &r);
-    ck_assert_msg(st == 201 || st == 200, "member add: %d", st);
-    httpc_free(&r);
-    ck_assert_int_eq(dtest_login(&d, name, pw, token, cap), 201);
-}
-
 /* The managed bindings as "name=role;..." into out. */
 static void managed_bindings(char *out, size_t cap)
 {
-    kubectl(sa_kubeconfig, "get clusterrolebindings -l drover.io/managed=true -o "
-            "jsonpath='{range .items[*]}{.metadata.name}={.roleRef.name}"
-            "/{.subjects[0].name};{end}'", out, cap);
+    kubetest_kubectl(sa_kubeconfig, "get clusterrolebindings -l drover.io/managed=true -o "
+                     "jsonpath='{range .items[*]}{.metadata.name}={.roleRef.name}"
+                     "/{.subjects[0].name};{end}'", out, cap);
 }
 
 struct want {
@@ -232,19 +182,6 @@ static bool bindings_are(void *ud)
     return true;
 }
 
-static void fetch_kubeconfig(const char *token, const char *path)
-{
-    char url[200];
-    struct httpc_resp r;
-    snprintf(url, sizeof(url), "/v3/clusters/%s/kubeconfig", d.cluster);
-    ck_assert_int_eq(dtest_call(&d, "GET", url, token, NULL, &r), 200);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fwrite(r.body, 1, r.len, f);
-    fclose(f);
-    httpc_free(&r);
-}
-
 static const char unmanaged[] =
     "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
     "metadata: {name: drover-user-zed}\n"
@@ -255,9 +192,9 @@ START_TEST(members_become_bindings)
 {
     static char out[65536];
     char bob[100], carol[100], dave[100], path[400], args[600];
-    add_user("bob", "owner", bob, sizeof(bob));
-    add_user("carol", "member", carol, sizeof(carol));
-    add_user("dave", "viewer", dave, sizeof(dave));
+    kubetest_user(&d, "bob", "owner", bob, sizeof(bob));
+    kubetest_user(&d, "carol", "member", carol, sizeof(carol));
+    kubetest_user(&d, "dave", "viewer", dave, sizeof(dave));
     struct want all = { { "drover-user-admin=cluster-admin/drover:admin;",
                           "drover-user-bob=cluster-admin/drover:bob;",
                           "drover-user-carol=edit/drover:carol;",
@@ -270,19 +207,20 @@ START_TEST(members_become_bindings)
     snprintf(path, sizeof(path), "%s/zed.yaml", d.dir);
     write_text(path, unmanaged);
     snprintf(args, sizeof(args), "apply -f %s", path);
-    ck_assert_int_eq(kubectl(sa_kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(sa_kubeconfig, args, out, sizeof(out)), 0);
 
     /* Through drover: the viewer reads but cannot write; the member writes. */
     char dkc[400], ckc[400];
     snprintf(dkc, sizeof(dkc), "%s/dave.kubeconfig", d.dir);
     snprintf(ckc, sizeof(ckc), "%s/carol.kubeconfig", d.dir);
-    fetch_kubeconfig(dave, dkc);
-    fetch_kubeconfig(carol, ckc);
-    ck_assert_int_eq(kubectl(dkc, "get pods -n kube-system", out, sizeof(out)), 0);
-    ck_assert_int_ne(kubectl(dkc, "create configmap from-viewer", out, sizeof(out)), 0);
+    kubetest_kubeconfig(&d, dave, dkc);
+    kubetest_kubeconfig(&d, carol, ckc);
+    ck_assert_int_eq(kubetest_kubectl(dkc, "get pods -n kube-system", out, sizeof(out)), 0);
+    ck_assert_int_ne(kubetest_kubectl(dkc, "create configmap from-viewer", out, sizeof(out)),
+                     0);
     ck_assert_msg(strstr(out, "forbidden") || strstr(out, "Forbidden"), "%s", out);
-    ck_assert_msg(kubectl(ckc, "create configmap from-member", out, sizeof(out)) == 0, "%s",
-                  out);
+    ck_assert_msg(kubetest_kubectl(ckc, "create configmap from-member", out, sizeof(out)) == 0,
+                  "%s", out);
 
     /* Removing a member removes its binding; a role change replaces one. */
     snprintf(path, sizeof(path), "/v3/clusters/%s/members/dave", d.cluster);
@@ -300,9 +238,10 @@ START_TEST(members_become_bindings)
     ok = wait_until(bindings_are, &after, SLOW_MS);
     managed_bindings(out, sizeof(out));
     ck_assert_msg(ok, "bindings after removal: %s", out);
-    ck_assert_int_eq(kubectl(sa_kubeconfig, "get clusterrolebinding drover-user-zed", out,
-                             sizeof(out)), 0);
-    ck_assert_int_ne(kubectl(ckc, "create configmap from-viewer-now", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(sa_kubeconfig, "get clusterrolebinding drover-user-zed",
+                                      out, sizeof(out)), 0);
+    ck_assert_int_ne(kubetest_kubectl(ckc, "create configmap from-viewer-now", out,
+                                      sizeof(out)), 0);
     agent_stops_cleanly();
 }
 END_TEST

@@ -476,10 +476,7 @@ static struct standin ks;
 
 static void cluster_setup(void)
 {
-    memset(&d, 0, sizeof(d));
-    dtest_start_server(&d);
-    standin_start(&ks, &d, SA_TOKEN);
-    standin_start_agent(&ks, &d);
+    standin_up(&ks, &d, SA_TOKEN);
     snprintf(cfg_path, sizeof(cfg_path), "%s/home/.config/drover/config.yaml", d.dir);
     snprintf(kube_path, sizeof(kube_path), "%s/kube/config", d.dir);
     snprintf(url, sizeof(url), "https://127.0.0.1:%d", d.https_port);
@@ -487,9 +484,7 @@ static void cluster_setup(void)
 
 static void cluster_teardown(void)
 {
-    standin_stop(&ks);
-    dtest_down(&d);
-    proc_cleanup();
+    standin_down(&ks, &d);
 }
 
 static bool three_nodes(void *ud)

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "tests/support/dtest.h"
+#include "tests/support/kubetest.h"
 #include "tests/support/standin.h"
 
 #define SA_TOKEN "standin-sa-token-7f3a9c"
@@ -20,56 +21,20 @@ static struct dtest d;
 static struct standin ks;
 static char kubeconfig[400];
 
-/* Writes the kubeconfig drover gives token's user for the test cluster. */
-static void fetch_kubeconfig(const char *token, const char *path)
-{
-    char url[200];
-    struct httpc_resp r;
-    snprintf(url, sizeof(url), "/v3/clusters/%s/kubeconfig", d.cluster);
-    ck_assert_int_eq(dtest_call(&d, "GET", url, token, NULL, &r), 200);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fwrite(r.body, 1, r.len, f);
-    fclose(f);
-    httpc_free(&r);
-}
-
-static int kubectl(const char *kc, const char *args, char *out, size_t cap);
-
-static bool admin_bound(void *ud)
-{
-    static char out[4096];
-    (void)ud;
-    return kubectl(kubeconfig, "auth can-i '*' '*'", out, sizeof(out)) == 0 &&
-           strncmp(out, "yes", 3) == 0;
-}
-
 static void setup(void)
 {
-    memset(&d, 0, sizeof(d));
-    dtest_start_server(&d);
-    standin_start(&ks, &d, SA_TOKEN);
-    standin_start_agent(&ks, &d);
+    standin_up(&ks, &d, SA_TOKEN);
     snprintf(kubeconfig, sizeof(kubeconfig), "%s/admin.kubeconfig", d.dir);
-    fetch_kubeconfig(d.admin_token, kubeconfig);
+    kubetest_kubeconfig(&d, d.admin_token, kubeconfig);
     /* Admins are cluster-admin through the agent's RBAC keeper, which the
      * server asks once the tunnel is up: wait for that binding. */
-    ck_assert_msg(wait_until(admin_bound, NULL, 20000), "no cluster-admin for drover:admin");
+    ck_assert_msg(wait_until(kubetest_can_all, kubeconfig, 20000),
+                  "no cluster-admin for drover:admin");
 }
 
 static void teardown(void)
 {
-    standin_stop(&ks);
-    dtest_down(&d);
-    proc_cleanup();
-}
-
-/* Runs kubectl with a kubeconfig; returns its exit code, output in out. */
-static int kubectl(const char *kc, const char *args, char *out, size_t cap)
-{
-    char cmd[1200];
-    snprintf(cmd, sizeof(cmd), "KUBECONFIG=%s timeout 30 kubectl %s 2>&1", kc, args);
-    return run_capture(cmd, out, cap);
+    standin_down(&ks, &d);
 }
 
 static void write_file(const char *name, const char *text, char *path, size_t cap)
@@ -91,12 +56,12 @@ START_TEST(kubectl_verbs)
 {
     static char out[65536];
     char dep[400], args[600];
-    ck_assert_int_eq(kubectl(kubeconfig, "get nodes", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, "get nodes", out, sizeof(out)), 0);
     ck_assert_msg(strstr(out, "node-1") && strstr(out, "node-3"), "%s", out);
     write_file("dep.yaml", deployment, dep, sizeof(dep));
     snprintf(args, sizeof(args), "apply -f %s", dep);
-    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
-    ck_assert_int_eq(kubectl(kubeconfig, "get pods -o name", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, "get pods -o name", out, sizeof(out)), 0);
     char pod[200];
     ck_assert_int_eq(sscanf(out, "pod/%199s", pod), 1);
     char cmd[900];
@@ -105,15 +70,15 @@ START_TEST(kubectl_verbs)
     run_capture(cmd, out, sizeof(out));
     ck_assert_msg(strstr(out, "line 2"), "logs -f: %s", out);
     snprintf(args, sizeof(args), "exec %s -- echo hello-through-drover", pod);
-    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
     ck_assert_msg(strstr(out, "hello-through-drover"), "exec: %s", out);
     snprintf(cmd, sizeof(cmd), "echo stdin-data | KUBECONFIG=%s timeout 20 kubectl exec -i %s -- cat",
              kubeconfig, pod);
     ck_assert_int_eq(run_capture(cmd, out, sizeof(out)), 0);
     ck_assert_msg(strstr(out, "stdin-data"), "exec -i: %s", out);
     snprintf(args, sizeof(args), "delete -f %s", dep);
-    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
-    ck_assert_int_ne(kubectl(kubeconfig, "get deployment web", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_ne(kubetest_kubectl(kubeconfig, "get deployment web", out, sizeof(out)), 0);
     ck_assert_msg(strstr(out, "NotFound") || strstr(out, "not found"), "%s", out);
 }
 END_TEST
@@ -133,9 +98,9 @@ START_TEST(watch_sees_changes)
     sleep(2);
     write_file("dep.yaml", deployment, dep, sizeof(dep));
     snprintf(args, sizeof(args), "apply -f %s", dep);
-    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
     snprintf(args, sizeof(args), "delete -f %s", dep);
-    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
     ck_assert_msg(wait_for_log(wlog, "DELETED", 8000), "watch missed the delete");
     ck_assert(file_contains(wlog, "ADDED"));
     proc_kill(&w);
@@ -150,8 +115,8 @@ START_TEST(port_forward_echoes)
     char dep[400], args[600];
     write_file("dep.yaml", deployment, dep, sizeof(dep));
     snprintf(args, sizeof(args), "apply -f %s", dep);
-    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
-    ck_assert_int_eq(kubectl(kubeconfig, "get pods -o name", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, "get pods -o name", out, sizeof(out)), 0);
     char pod[200], kcenv[500], ports[32], pflog[400];
     ck_assert_int_eq(sscanf(out, "pod/%199s", pod), 1);
     int port = free_port();
@@ -179,7 +144,7 @@ END_TEST
 START_TEST(identity_seen_downstream)
 {
     static char out[65536];
-    ck_assert_int_eq(kubectl(kubeconfig, "get namespaces", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, "get namespaces", out, sizeof(out)), 0);
     FILE *f = fopen(ks.audit, "r");
     ck_assert_ptr_nonnull(f);
     char line[4096];
@@ -203,32 +168,12 @@ START_TEST(identity_seen_downstream)
 }
 END_TEST
 
-static void make_user(const char *name, const char *role, char *token, size_t cap)
-{
-    char body[300], url[200];
-    struct httpc_resp r;
-    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"pw-%s-0123456789\","
-             "\"admin\":false}", name, name);
-    ck_assert_int_eq(dtest_call(&d, "POST", "/v3/users", d.admin_token, body, &r), 201);
-    httpc_free(&r);
-    if (role) {
-        snprintf(url, sizeof(url), "/v3/clusters/%s/members", d.cluster);
-        snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"%s\"}", name, role);
-        int st = dtest_call(&d, "POST", url, d.admin_token, body, &r);
-        ck_assert_msg(st == 201 || st == 200, "member add: %d", st);
-        httpc_free(&r);
-    }
-    char pw[100];
-    snprintf(pw, sizeof(pw), "pw-%s-0123456789", name);
-    ck_assert_int_eq(dtest_login(&d, name, pw, token, cap), 201);
-}
-
 START_TEST(access_rules)
 {
     static char out[65536];
     char bob[100], carol[100], bobkc[400], crb[400], args[600];
-    make_user("bob", "viewer", bob, sizeof(bob));
-    make_user("carol", NULL, carol, sizeof(carol));
+    kubetest_user(&d, "bob", "viewer", bob, sizeof(bob));
+    kubetest_user(&d, "carol", NULL, carol, sizeof(carol));
     /* What the agent's RBAC keeper will do for viewers: view, downstream. */
     write_file("crb.yaml",
                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
@@ -237,11 +182,11 @@ START_TEST(access_rules)
                "subjects: [{kind: User, name: 'drover:bob', apiGroup: rbac.authorization.k8s.io}]\n",
                crb, sizeof(crb));
     snprintf(args, sizeof(args), "apply -f %s", crb);
-    ck_assert_int_eq(kubectl(kubeconfig, args, out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
     snprintf(bobkc, sizeof(bobkc), "%s/bob.kubeconfig", d.dir);
-    fetch_kubeconfig(bob, bobkc);
-    ck_assert_int_eq(kubectl(bobkc, "get pods -n kube-system", out, sizeof(out)), 0);
-    ck_assert_int_ne(kubectl(bobkc, "create configmap nope", out, sizeof(out)), 0);
+    kubetest_kubeconfig(&d, bob, bobkc);
+    ck_assert_int_eq(kubetest_kubectl(bobkc, "get pods -n kube-system", out, sizeof(out)), 0);
+    ck_assert_int_ne(kubetest_kubectl(bobkc, "create configmap nope", out, sizeof(out)), 0);
     ck_assert_msg(strstr(out, "forbidden") || strstr(out, "Forbidden"), "%s", out);
     char path[200];
     struct httpc_resp r;
@@ -253,28 +198,18 @@ START_TEST(access_rules)
 }
 END_TEST
 
-static bool cluster_state_is(void *ud)
-{
-    char url[200];
-    struct httpc_resp r;
-    snprintf(url, sizeof(url), "/v3/clusters/%s", d.cluster);
-    int st = dtest_call(&d, "GET", url, d.admin_token, NULL, &r);
-    bool ok = st == 200 && r.body && strstr(r.body, ud);
-    httpc_free(&r);
-    return ok;
-}
-
 START_TEST(disconnected_answers_503)
 {
     static char out[65536];
-    ck_assert(wait_until(cluster_state_is, "\"state\":\"active\"", 5000));
+    ck_assert(kubetest_wait_state(&d, "active", 5000));
     proc_signal(&d.agent, SIGKILL);
     proc_wait(&d.agent, 5000);
     /* dead-after is 2 s in these tests; a killed agent's socket closes at once. */
-    ck_assert_msg(wait_until(cluster_state_is, "\"state\":\"disconnected\"", 3000),
+    ck_assert_msg(kubetest_wait_state(&d, "disconnected", 3000),
                   "cluster not disconnected");
     long long t0 = mono_ms();
-    ck_assert_int_ne(kubectl(kubeconfig, "get nodes --request-timeout=10s", out, sizeof(out)), 0);
+    ck_assert_int_ne(kubetest_kubectl(kubeconfig, "get nodes --request-timeout=10s", out,
+                                      sizeof(out)), 0);
     fprintf(stderr, "disconnected_answers_503: kubectl failed after %lld ms: %.120s\n",
             mono_ms() - t0, out);
     ck_assert_msg(strstr(out, "unable to handle") || strstr(out, "ServiceUnavailable") ||

@@ -16,10 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/support/dtest.h"
+#include "tests/support/kubetest.h"
 #include "tests/support/standin.h"
 
 #define SA_TOKEN "standin-sa-token-5be71a"
@@ -43,38 +43,7 @@ static void write_text(const char *path, const char *text)
     fclose(f);
 }
 
-static int kubectl(const char *kc, const char *args, char *out, size_t cap)
-{
-    char cmd[1200];
-    snprintf(cmd, sizeof(cmd), "KUBECONFIG=%s timeout 30 kubectl %s 2>&1", kc, args);
-    return run_capture(cmd, out, cap);
-}
-
-/* GET path as admin; the JSON body, or NULL unless 200. */
-static json_t *api_get(const char *path)
-{
-    struct httpc_resp r;
-    json_t *j = NULL;
-    if (dtest_call(&d, "GET", path, d.admin_token, NULL, &r) == 200)
-        j = httpc_json(&r);
-    httpc_free(&r);
-    return j;
-}
-
 /* ---- the deployment ---- */
-
-static void write_sa_kubeconfig(void)
-{
-    char text[1500];
-    snprintf(sa_kubeconfig, sizeof(sa_kubeconfig), "%s/sa.kubeconfig", d.dir);
-    snprintf(text, sizeof(text),
-             "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n"
-             "    server: https://127.0.0.1:%d\n    certificate-authority: %s/standin/ca.crt\n"
-             "users:\n- name: sa\n  user:\n    token: %s\ncontexts:\n- name: sa\n  context:\n"
-             "    cluster: standin\n    user: sa\ncurrent-context: sa\n",
-             ks.port, d.dir, SA_TOKEN);
-    write_text(sa_kubeconfig, text);
-}
 
 /* The stand-in knows one service account per node agent but node-bad's. */
 static void start_standin(void)
@@ -122,27 +91,6 @@ static void start_node(int i)
     proc_spawn(&nodes[i], argv, all, node_logs[i]);
 }
 
-static void fetch_kubeconfig(const char *token, const char *path)
-{
-    char url[200];
-    struct httpc_resp r;
-    snprintf(url, sizeof(url), "/v3/clusters/%s/kubeconfig", d.cluster);
-    ck_assert_int_eq(dtest_call(&d, "GET", url, token, NULL, &r), 200);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fwrite(r.body, 1, r.len, f);
-    fclose(f);
-    httpc_free(&r);
-}
-
-static bool admin_bound(void *ud)
-{
-    static char out[4096];
-    (void)ud;
-    return kubectl(admin_kubeconfig, "auth can-i '*' '*'", out, sizeof(out)) == 0 &&
-           strncmp(out, "yes", 3) == 0;
-}
-
 /* The cluster's state and connection.via ("" for null) match. */
 struct link_want {
     const char *state, *via;    /* via NULL: any node/<name> but node/<not> */
@@ -155,7 +103,7 @@ static bool link_is(void *ud)
     struct link_want *w = ud;
     char path[200];
     snprintf(path, sizeof(path), "/v3/clusters/%s", d.cluster);
-    json_t *c = api_get(path);
+    json_t *c = kubetest_get(&d, path);
     const char *st = json_string_value(json_object_get(c, "state"));
     const char *via = json_string_value(json_object_get(json_object_get(c, "connection"),
                                                         "via"));
@@ -194,7 +142,8 @@ static void setup(void)
     memset(&kloop, 0, sizeof(kloop));
     dtest_start_server(&d);
     start_standin();
-    write_sa_kubeconfig();
+    snprintf(sa_kubeconfig, sizeof(sa_kubeconfig), "%s/sa.kubeconfig", d.dir);
+    standin_kubeconfig(&ks, sa_kubeconfig);
     dtest_admin(&d);
     /* node-bad first: it is the longest connected, yet never eligible. */
     for (int i = 0; i < NNODES; i++) {
@@ -211,8 +160,9 @@ static void setup(void)
     standin_start_agent(&ks, &d);
     wait_active();
     snprintf(admin_kubeconfig, sizeof(admin_kubeconfig), "%s/admin.kubeconfig", d.dir);
-    fetch_kubeconfig(d.admin_token, admin_kubeconfig);
-    ck_assert_msg(wait_until(admin_bound, NULL, SLOW_MS), "no cluster-admin for drover:admin");
+    kubetest_kubeconfig(&d, d.admin_token, admin_kubeconfig);
+    ck_assert_msg(wait_until(kubetest_can_all, admin_kubeconfig, SLOW_MS),
+                  "no cluster-admin for drover:admin");
 }
 
 static void teardown(void)
@@ -220,9 +170,7 @@ static void teardown(void)
     proc_kill(&kloop);
     for (int i = 0; i < NNODES; i++)
         proc_kill(&nodes[i]);
-    standin_stop(&ks);
-    dtest_down(&d);
-    proc_cleanup();
+    standin_down(&ks, &d);
 }
 
 static int node_index(const char *name)
@@ -299,7 +247,7 @@ static bool node_has_role(void *ud)
     char path[200];
     bool ok = false;
     snprintf(path, sizeof(path), "/v3/clusters/%s/nodes", d.cluster);
-    json_t *l = api_get(path), *n, *r;
+    json_t *l = kubetest_get(&d, path), *n, *r;
     size_t i, j;
     json_array_foreach(json_object_get(l, "data"), i, n) {
         const char *name = json_string_value(json_object_get(n, "name"));
@@ -318,25 +266,10 @@ static void node_change_reported(const char *node, const char *role)
     static char out[8192];
     char args[300];
     snprintf(args, sizeof(args), "label node %s node-role.kubernetes.io/%s=", node, role);
-    ck_assert_msg(kubectl(sa_kubeconfig, args, out, sizeof(out)) == 0, "%s", out);
+    ck_assert_msg(kubetest_kubectl(sa_kubeconfig, args, out, sizeof(out)) == 0, "%s", out);
     struct role_want w = { node, role };
     ck_assert_msg(wait_until(node_has_role, &w, SLOW_MS), "role %s of %s not reported "
                   "(logs in %s)", role, node, d.dir);
-}
-
-static void add_member(const char *name)
-{
-    char body[300], url[200];
-    struct httpc_resp r;
-    snprintf(body, sizeof(body), "{\"username\":\"%s\",\"password\":\"pw-%s-0123456789\","
-             "\"admin\":false}", name, name);
-    ck_assert_int_eq(dtest_call(&d, "POST", "/v3/users", d.admin_token, body, &r), 201);
-    httpc_free(&r);
-    snprintf(url, sizeof(url), "/v3/clusters/%s/members", d.cluster);
-    snprintf(body, sizeof(body), "{\"user\":\"%s\",\"role\":\"member\"}", name);
-    int st = dtest_call(&d, "POST", url, d.admin_token, body, &r);
-    ck_assert_msg(st == 201 || st == 200, "member add: %d", st);
-    httpc_free(&r);
 }
 
 static bool binding_exists(void *ud)
@@ -345,21 +278,15 @@ static bool binding_exists(void *ud)
     char args[200];
     snprintf(args, sizeof(args), "get clusterrolebinding drover-user-%s -o "
              "jsonpath={.roleRef.name}", (const char *)ud);
-    return kubectl(sa_kubeconfig, args, out, sizeof(out)) == 0 && strcmp(out, "edit") == 0;
+    return kubetest_kubectl(sa_kubeconfig, args, out, sizeof(out)) == 0 &&
+           strcmp(out, "edit") == 0;
 }
 
 static void member_gets_binding(const char *name)
 {
-    add_member(name);
+    kubetest_user(&d, name, "member", NULL, 0);
     ck_assert_msg(wait_until(binding_exists, (void *)name, SLOW_MS),
                   "no ClusterRoleBinding for %s (logs in %s)", name, d.dir);
-}
-
-/* The audit file's size now: later calls are past it. */
-static long audit_mark(void)
-{
-    struct stat st;
-    return stat(ks.audit, &st) == 0 ? (long)st.st_size : 0;
 }
 
 /* Calls past mark by token name prefix to path prefix, made as the agent
@@ -403,7 +330,7 @@ static int calls_through(long mark, const char *node)
 static void only_cluster_agent_reports(const char *role)
 {
     sleep(1);       /* the step-down message is on its way */
-    long mark = audit_mark();
+    long mark = standin_audit_mark(&ks);
     node_change_reported("node-3", role);
     sleep(2);       /* a second reporter would have fired by now (1 s debounce) */
     ck_assert_int_gt(own_calls(mark, STANDIN_SA_USER "\"", "/api/v1/events"), 0);
@@ -448,7 +375,7 @@ START_TEST(kill_cluster_agent)
     start_kubectl_loop();
     wait_kubectl_ok(2, "before the kill");
     start_watch(&watch);
-    long mark = audit_mark();
+    long mark = standin_audit_mark(&ks);
 
     proc_signal(&d.agent, SIGKILL);
     proc_wait(&d.agent, 5000);
@@ -487,15 +414,15 @@ END_TEST
 START_TEST(stop_cluster_agent)
 {
     char acting[64], out[8192];
-    ck_assert_int_eq(kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)), 0);
     long long t0 = mono_ms();
     proc_signal(&d.agent, SIGSTOP);
     /* The server hears nothing from it: after dead-after (2 s here) it drops
      * the tunnel and a node agent stands in. */
     wait_degraded(acting, sizeof(acting), NULL);
     long long took = mono_ms() - t0;
-    ck_assert_msg(kubectl(admin_kubeconfig, "get nodes --request-timeout=20s", out,
-                          sizeof(out)) == 0, "%s", out);
+    ck_assert_msg(kubetest_kubectl(admin_kubeconfig, "get nodes --request-timeout=20s", out,
+                                   sizeof(out)) == 0, "%s", out);
     ck_assert_msg(strstr(out, "node-1"), "%s", out);
     fprintf(stderr, "stop_cluster_agent: degraded via node/%s after %lld ms\n", acting, took);
     node_change_reported("node-1", "while-stopped");
@@ -505,7 +432,7 @@ START_TEST(stop_cluster_agent)
     wait_active();
     ck_assert_msg(wait_for_log(node_logs[node_index(acting)], "stepping down", SLOW_MS),
                   "node/%s did not step down", acting);
-    ck_assert_int_eq(kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)), 0);
     only_cluster_agent_reports("after-stop");
     ck_assert_msg(proc_stop(&d.agent, 10000) == 0, "agent exit not clean");
     nodes_stop_cleanly();
@@ -518,13 +445,14 @@ START_TEST(kill_acting_node_agent)
     proc_signal(&d.agent, SIGKILL);
     proc_wait(&d.agent, 5000);
     wait_degraded(first, sizeof(first), NULL);
-    ck_assert_int_eq(kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)), 0);
 
     /* The acting node agent goes too: the next eligible one takes over. */
     proc_kill(&nodes[node_index(first)]);
     wait_degraded(second, sizeof(second), first);
-    long mark = audit_mark();
-    ck_assert_msg(kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)) == 0, "%s", out);
+    long mark = standin_audit_mark(&ks);
+    ck_assert_msg(kubetest_kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)) == 0, "%s",
+                  out);
     ck_assert_msg(calls_through(mark, second) > 0, "kubectl did not go through node/%s",
                   second);
     node_change_reported("node-3", "after-second-takeover");
@@ -534,13 +462,13 @@ START_TEST(kill_acting_node_agent)
     proc_kill(&nodes[node_index(second)]);
     wait_degraded(third, sizeof(third), second);
     ck_assert_str_ne(third, first);
-    ck_assert_int_eq(kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)), 0);
     proc_kill(&nodes[node_index(third)]);
     struct link_want w = { "disconnected", "", NULL, "" };
     ck_assert_msg(wait_until(link_is, &w, SLOW_MS), "cluster not disconnected (via %s)",
                   w.got);
-    ck_assert_int_ne(kubectl(admin_kubeconfig, "get nodes --request-timeout=10s", out,
-                             sizeof(out)), 0);
+    ck_assert_int_ne(kubetest_kubectl(admin_kubeconfig, "get nodes --request-timeout=10s", out,
+                                      sizeof(out)), 0);
     ck_assert_msg(strstr(out, "503") || strstr(out, "ServiceUnavailable") ||
                   strstr(out, "unable to handle"), "%s", out);
 
@@ -549,7 +477,7 @@ START_TEST(kill_acting_node_agent)
     char again[64];
     wait_degraded(again, sizeof(again), NULL);
     ck_assert_str_eq(again, "node-1");
-    ck_assert_int_eq(kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)), 0);
+    ck_assert_int_eq(kubetest_kubectl(admin_kubeconfig, "get nodes", out, sizeof(out)), 0);
     nodes_stop_cleanly();
 }
 END_TEST

@@ -70,6 +70,33 @@ void standin_stop(struct standin *s)
     proc_kill(&s->proc);
 }
 
+void standin_up(struct standin *s, struct dtest *d, const char *sa_token)
+{
+    memset(d, 0, sizeof(*d));
+    dtest_start_server(d);
+    standin_start(s, d, sa_token);
+    standin_start_agent(s, d);
+}
+
+void standin_down(struct standin *s, struct dtest *d)
+{
+    standin_stop(s);
+    dtest_down(d);
+    proc_cleanup();
+}
+
+void standin_kubeconfig(const struct standin *s, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "apiVersion: v1\nkind: Config\nclusters:\n- name: standin\n  cluster:\n"
+            "    server: https://127.0.0.1:%d\n    certificate-authority: %s/ca.crt\n"
+            "users:\n- name: sa\n  user:\n    token: %s\ncontexts:\n- name: sa\n  context:\n"
+            "    cluster: standin\n    user: sa\ncurrent-context: sa\n",
+            s->port, s->dir, s->sa_token);
+    fclose(f);
+}
+
 long standin_audit_mark(const struct standin *s)
 {
     struct stat st;
