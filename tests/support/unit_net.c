@@ -91,6 +91,17 @@ void unit_tcp_pair(int fds[2])
     close(ls);
 }
 
+struct listener *unit_listen(struct loop *l, struct netaddr *addr, listener_cb on_accept,
+                             void *ud)
+{
+    const char *why, *err = NULL;
+    ck_assert_int_eq(netaddr_parse("127.0.0.1:0", addr, &why), 0);
+    struct listener *lsn = listener_new(l, addr, on_accept, ud, &err);
+    ck_assert_msg(lsn != NULL, "listener: %s", err);
+    ((struct sockaddr_in *)&addr->ss)->sin_port = htons((uint16_t)listener_port(lsn));
+    return lsn;
+}
+
 static void rm_tree(const char *dir)
 {
     DIR *d = opendir(dir);

@@ -2,7 +2,8 @@
  * unit_net: helpers for unit tests of the loop-driven modules (loop, conn,
  * wsconn, tunnel): running a loop, or two loops taking turns on one thread,
  * in short slices until a condition holds or a deadline passes, a TLS PKI in
- * a temporary directory, and connected loopback TCP sockets.
+ * a temporary directory, loopback listeners and connected loopback TCP
+ * sockets.
  *
  * Every wait has a deadline, so a module that stalls fails its test instead
  * of hanging it.
@@ -16,6 +17,7 @@
 #include <stdint.h>
 
 #include "common/loop.h"
+#include "common/netaddr.h"
 #include "common/tls.h"
 
 typedef bool (*unit_cond)(void *ud);
@@ -30,6 +32,11 @@ bool unit_run2_until(struct loop *a, struct loop *b, unit_cond cond, void *ud,
                      int timeout_ms);
 /* Runs both loops for about ms milliseconds. */
 void unit_run2_for(struct loop *a, struct loop *b, int ms);
+
+/* A listener on 127.0.0.1 at a free port; addr becomes its address, port
+ * included, for the other end to dial. */
+struct listener *unit_listen(struct loop *l, struct netaddr *addr, listener_cb on_accept,
+                             void *ud);
 
 /* A connected loopback TCP pair: fds[0] connected out, fds[1] accepted.
  * Both blocking; conn_adopt makes them non-blocking. */

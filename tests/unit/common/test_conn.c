@@ -303,11 +303,7 @@ static void pair_setup(bool tls)
     if (tls)
         unit_pki_init(&P.pki);
     P.client_ctx = P.pki.client;
-    const char *why, *err = NULL;
-    ck_assert_int_eq(netaddr_parse("127.0.0.1:0", &P.addr, &why), 0);
-    P.ls = listener_new(L, &P.addr, on_accept, &P, &err);
-    ck_assert_msg(P.ls != NULL, "listener: %s", err);
-    ((struct sockaddr_in *)&P.addr.ss)->sin_port = htons((uint16_t)listener_port(P.ls));
+    P.ls = unit_listen(L, &P.addr, on_accept, &P);
 }
 
 static void pair_connect(void)

@@ -1,29 +1,27 @@
 /*
  * Tests for common/tunnel.c (and the common/wsconn.c it runs on): two
  * tunnels over a loopback connection, plain or TLS. The server end answers
- * the websocket upgrade itself (ws_upgrade_answer, ws_server_attach); the
- * client end is ws_client_connect. Protocol violations come from a "raw"
+ * the websocket upgrade itself and the client end dials it (both in
+ * tests/support/unit_ws). Protocol violations come from a "raw"
  * client: a bare websocket that sends frames built with proto/frame.h.
  *
  * Both ends normally share one loop; the keepalive test gives each its own
  * loop so that one side can be frozen by simply not running it.
  */
-#include <arpa/inet.h>
 #include <check.h>
 #include <stdint.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/conn.h"
-#include "common/http1.h"
 #include "common/netaddr.h"
 #include "common/tunnel.h"
 #include "common/wsconn.h"
 #include "proto/frame.h"
 #include "proto/ws.h"
 #include "tests/support/unit_net.h"
+#include "tests/support/unit_ws.h"
 
 #define KB 1024u
 #define MB (1024u * 1024u)
@@ -325,12 +323,6 @@ static const struct tun_frame *raw_find(const struct side *sd, uint8_t type, uin
 
 /* ---- the pair: server (tunnel) and client (tunnel or raw) ---- */
 
-struct upgrade {
-    char buf[8192];
-    size_t len;
-    bool done;
-};
-
 struct pair {
     struct loop *ls, *lc;       /* server and client loops (may be equal) */
     struct listener *lsn;
@@ -339,73 +331,29 @@ struct pair {
     struct unit_pki pki;
     struct side s, c;
     bool raw_client;
-    struct upgrade up;
+    struct unit_ws_accept up;
     size_t base_live;           /* connections other tests left (CK_FORK=no) */
 };
 
 static struct pair P;
 
-static void srv_ws_close(struct ws *w, const char *why)
+/* The server's websocket: its tunnel. */
+static void srv_ws(struct unit_ws_accept *a, struct ws *w)
 {
-    (void)w;
-    ck_abort_msg("server websocket closed before the tunnel took it: %s", why);
-}
-
-static void srv_ws_message(struct ws *w, uint8_t op, const uint8_t *d, size_t n)
-{
-    (void)w;
-    (void)op;
-    (void)d;
-    (void)n;
-}
-
-static const struct ws_ops srv_ws_ops = {
-    .on_message = srv_ws_message, .on_close = srv_ws_close,
-};
-
-static size_t up_read(struct conn *c, uint8_t *data, size_t len)
-{
-    struct upgrade *u = conn_ud(c);
-    ck_assert_uint_le(len, sizeof(u->buf) - u->len);
-    memcpy(u->buf + u->len, data, len);
-    u->len += len;
-    struct http_header hdrs[32];
-    struct http_request req = { .headers = hdrs, .num_headers = 32 };
-    ssize_t hl = http1_parse_request(u->buf, u->len, &req);
-    if (hl == -2)
-        return len;
-    ck_assert_int_gt(hl, 0);
-    char answer[1024];
-    const char *why = NULL;
-    ssize_t al = ws_upgrade_answer(&req, TUN_SUBPROTOCOL, answer, sizeof(answer), &why);
-    ck_assert_msg(al > 0, "upgrade refused: %s", why);
-    ck_assert_int_eq(conn_write(c, answer, (size_t)al), 0);
-    u->done = true;
-    struct ws *w = ws_server_attach(c, (const uint8_t *)u->buf + hl, u->len - (size_t)hl,
-                                    TUN_MAX_MESSAGE, &srv_ws_ops, NULL);
-    ck_assert_ptr_nonnull(w);
+    (void)a;
     P.s.ws = w;
     P.s.t = tunnel_new(P.ls, w, true, &P.s.cfg, &t_ops, &P.s);
     ck_assert_ptr_nonnull(P.s.t);
     P.s.ups++;
-    return len;
 }
-
-static void up_close(struct conn *c, const char *why)
-{
-    (void)c;
-    ck_abort_msg("upgrade connection failed: %s", why);
-}
-
-static const struct conn_ops up_ops = { .on_read = up_read, .on_close = up_close };
 
 static void on_accept(struct listener *lsn, int fd, void *ud)
 {
     (void)lsn;
     (void)ud;
     ck_assert(!P.up.done);
-    struct conn *c = conn_adopt(P.ls, fd, P.tls ? P.pki.server : NULL, &up_ops, &P.up);
-    ck_assert_ptr_nonnull(c);
+    P.up.on_ws = srv_ws;
+    unit_ws_accept(P.ls, fd, P.tls ? P.pki.server : NULL, &P.up);
 }
 
 static void cli_ws_open(struct ws *w)
@@ -423,7 +371,7 @@ static void cli_ws_close(struct ws *w, const char *why)
 }
 
 static const struct ws_ops cli_ws_ops = {
-    .on_open = cli_ws_open, .on_message = srv_ws_message, .on_close = cli_ws_close,
+    .on_open = cli_ws_open, .on_message = unit_ws_ignore, .on_close = cli_ws_close,
 };
 
 static bool both_up(void *ud)
@@ -455,29 +403,16 @@ static void pair_setup(bool tls, bool two_loops)
         unit_pki_init(&P.pki);
     side_init(&P.s, "server", P.ls);
     side_init(&P.c, "client", P.lc);
-    const char *why, *err = NULL;
-    ck_assert_int_eq(netaddr_parse("127.0.0.1:0", &P.addr, &why), 0);
-    P.lsn = listener_new(P.ls, &P.addr, on_accept, NULL, &err);
-    ck_assert_msg(P.lsn != NULL, "listener: %s", err);
-    ((struct sockaddr_in *)&P.addr.ss)->sin_port = htons((uint16_t)listener_port(P.lsn));
+    P.lsn = unit_listen(P.ls, &P.addr, on_accept, NULL);
 }
 
 static void pair_connect(void)
 {
-    struct ws_client_opts o = {
-        .path = "/v3/connect", .host = "127.0.0.1", .host_is_ip = true,
-        .subprotocol = TUN_SUBPROTOCOL, .max_message = TUN_MAX_MESSAGE,
-    };
-    struct ws *w;
-    if (P.raw_client) {
-        w = ws_client_connect(P.lc, (const struct sockaddr *)&P.addr.ss, P.addr.len,
-                              P.tls ? P.pki.client : NULL, &o, &raw_ops, &P.c);
-        P.c.raw = w;
-    } else {
-        w = ws_client_connect(P.lc, (const struct sockaddr *)&P.addr.ss, P.addr.len,
-                              P.tls ? P.pki.client : NULL, &o, &cli_ws_ops, NULL);
-    }
-    ck_assert_ptr_nonnull(w);
+    SSL_CTX *tls = P.tls ? P.pki.client : NULL;
+    if (P.raw_client)
+        P.c.raw = unit_ws_dial(P.lc, &P.addr, tls, "/v3/connect", &raw_ops, &P.c);
+    else
+        unit_ws_dial(P.lc, &P.addr, tls, "/v3/connect", &cli_ws_ops, NULL);
     ck_assert(unit_run2_until(P.ls, P.lc == P.ls ? NULL : P.lc, both_up, NULL, 10000));
 }
 

@@ -7,21 +7,19 @@
  * The test opens streams at front; back accepts them and echoes, stalls,
  * or resets, as each test asks.
  */
-#include <arpa/inet.h>
 #include <check.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/conn.h"
-#include "common/http1.h"
 #include "common/netaddr.h"
 #include "common/tunnel.h"
 #include "common/wsconn.h"
 #include "proto/frame.h"
 #include "server/splice.h"
 #include "tests/support/unit_net.h"
+#include "tests/support/unit_ws.h"
 
 #define WINDOW (64u * 1024)
 
@@ -31,8 +29,7 @@ struct pair {
     struct listener *lsn;
     struct netaddr addr;
     struct tunnel *srv, *cli;
-    char buf[4096];
-    size_t len;
+    struct unit_ws_accept up;
 };
 
 /* One stream end driven by the test (at front or back). */
@@ -174,59 +171,27 @@ static const struct tunnel_ops mid_in_ops = { .on_open = mid_open, .on_down = do
 static const struct tunnel_ops plain_ops = { .on_open = refuse, .on_down = down };
 static const struct tunnel_ops back_ops = { .on_open = back_open, .on_down = down };
 
-static void ws_msg(struct ws *w, uint8_t op, const uint8_t *d, size_t n)
-{
-    (void)w;
-    (void)op;
-    (void)d;
-    (void)n;
-}
-
 static void ws_gone(struct ws *w, const char *why)
 {
     (void)w;
     ck_abort_msg("websocket closed during set-up: %s", why);
 }
 
-static const struct ws_ops srv_ws_ops = { .on_message = ws_msg, .on_close = ws_gone };
-
-static size_t up_read(struct conn *c, uint8_t *data, size_t len)
+/* The listening end of pair p: its server tunnel. */
+static void srv_ws(struct unit_ws_accept *a, struct ws *w)
 {
-    struct pair *p = conn_ud(c);
-    ck_assert_uint_le(len, sizeof(p->buf) - p->len);
-    memcpy(p->buf + p->len, data, len);
-    p->len += len;
-    struct http_header hdrs[32];
-    struct http_request req = { .headers = hdrs, .num_headers = 32 };
-    ssize_t hl = http1_parse_request(p->buf, p->len, &req);
-    if (hl == -2)
-        return len;
-    ck_assert_int_gt(hl, 0);
-    char answer[1024];
-    const char *why = NULL;
-    ssize_t al = ws_upgrade_answer(&req, TUN_SUBPROTOCOL, answer, sizeof(answer), &why);
-    ck_assert_int_gt(al, 0);
-    ck_assert_int_eq(conn_write(c, answer, (size_t)al), 0);
-    struct ws *w = ws_server_attach(c, (const uint8_t *)p->buf + hl, p->len - (size_t)hl,
-                                    TUN_MAX_MESSAGE, &srv_ws_ops, NULL);
-    ck_assert_ptr_nonnull(w);
+    struct pair *p = a->ud;
     p->srv = tunnel_new(L, w, true, &cfg, p == &P[0] ? &mid_in_ops : &plain_ops, p);
     ck_assert_ptr_nonnull(p->srv);
-    return len;
 }
-
-static void up_close(struct conn *c, const char *why)
-{
-    (void)c;
-    ck_abort_msg("upgrade failed: %s", why);
-}
-
-static const struct conn_ops up_ops = { .on_read = up_read, .on_close = up_close };
 
 static void on_accept(struct listener *lsn, int fd, void *ud)
 {
     (void)lsn;
-    ck_assert_ptr_nonnull(conn_adopt(L, fd, NULL, &up_ops, ud));
+    struct pair *p = ud;
+    p->up.on_ws = srv_ws;
+    p->up.ud = p;
+    unit_ws_accept(L, fd, NULL, &p->up);
 }
 
 static void cli_open(struct ws *w)
@@ -236,7 +201,7 @@ static void cli_open(struct ws *w)
     ck_assert_ptr_nonnull(p->cli);
 }
 
-static const struct ws_ops cli_ws_ops = { .on_open = cli_open, .on_message = ws_msg,
+static const struct ws_ops cli_ws_ops = { .on_open = cli_open, .on_message = unit_ws_ignore,
                                           .on_close = ws_gone };
 
 static bool all_up(void *ud)
@@ -253,17 +218,8 @@ static void setup(void)
     L = loop_new();
     ck_assert_ptr_nonnull(L);
     for (int i = 0; i < 2; i++) {
-        const char *why, *err = NULL;
-        ck_assert_int_eq(netaddr_parse("127.0.0.1:0", &P[i].addr, &why), 0);
-        P[i].lsn = listener_new(L, &P[i].addr, on_accept, &P[i], &err);
-        ck_assert_msg(P[i].lsn != NULL, "listener: %s", err);
-        ((struct sockaddr_in *)&P[i].addr.ss)->sin_port =
-            htons((uint16_t)listener_port(P[i].lsn));
-        struct ws_client_opts o = { .path = "/", .host = "127.0.0.1", .host_is_ip = true,
-                                    .subprotocol = TUN_SUBPROTOCOL,
-                                    .max_message = TUN_MAX_MESSAGE };
-        ck_assert_ptr_nonnull(ws_client_connect(L, (const struct sockaddr *)&P[i].addr.ss,
-                                                P[i].addr.len, NULL, &o, &cli_ws_ops, &P[i]));
+        P[i].lsn = unit_listen(L, &P[i].addr, on_accept, &P[i]);
+        unit_ws_dial(L, &P[i].addr, NULL, "/", &cli_ws_ops, &P[i]);
     }
     ck_assert(unit_run_until(L, all_up, NULL, 10000));
 }
