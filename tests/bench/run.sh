@@ -67,6 +67,43 @@ median3() {
 
 json_field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p"; }
 
+# admin_token URL LOG...: an admin token from the server at URL, logged in
+# with the bootstrap password its first start wrote to one of the LOGs.
+admin_token() {
+    local url=$1 pw; shift
+    pw=$(sed -n 's/^Bootstrap admin password: //p' "$@" | head -1)
+    curl -sfk "$url"/v3/tokens -d "{\"username\":\"admin\",\"password\":\"$pw\"}" |
+        json_field token
+}
+
+# start_standin NAME: the stand-in apiserver (data dir $WORK/NAME, log
+# $WORK/NAME.log) with the agents' service account (token bench-sa-token, in
+# $WORK/sa.token) and drover:admin as admins. Sets KS_PORT, its port, and
+# KUBE_ENV, the agent settings that point at it.
+start_standin() {
+    KS_PORT=$(free_port)
+    "$TOOLS/kube-standin" --listen 127.0.0.1:"$KS_PORT" --data-dir "$WORK/$1" \
+        --token system:serviceaccount:drover-system:drover=bench-sa-token \
+        --admin system:serviceaccount:drover-system:drover --admin drover:admin \
+        > "$WORK/$1.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$KS_PORT"
+    echo bench-sa-token > "$WORK/sa.token"
+    KUBE_ENV=(DROVER_KUBE_API="https://127.0.0.1:$KS_PORT" DROVER_KUBE_TOKEN_FILE="$WORK/sa.token"
+              DROVER_KUBE_CA_FILE="$WORK/$1/ca.crt")
+}
+
+# start_agent BINARY LOG [NAME=VALUE...]: a drover agent ($BIN/BINARY, output
+# to $WORK/LOG) of cluster $CID with registration token $REG, at the server
+# https://127.0.0.1:$HTTPS pinned to $SUM, plus the settings given. Its pid
+# is LAST (and in PIDS).
+start_agent() {
+    local bin=$1 log=$2; shift 2
+    env DROVER_SERVER="https://127.0.0.1:$HTTPS" DROVER_TOKEN="$REG" DROVER_CA_CHECKSUM="$SUM" \
+        DROVER_CLUSTER_ID="$CID" DROVER_HEALTH_LISTEN= "$@" "$BIN/$bin" > "$WORK/$log" 2>&1 &
+    LAST=$!; PIDS+=("$LAST")
+}
+
 # A fresh server with one registered cluster: CID and REG (its registration
 # token) are what the agents present.
 register_cluster() {
@@ -77,10 +114,8 @@ register_cluster() {
         curl -sfk https://127.0.0.1:"$HTTPS"/readyz > /dev/null && break
         sleep 0.1
     done
-    local pw tok reply
-    pw=$(sed -n 's/^Bootstrap admin password: //p' "$WORK/boot.log")
-    tok=$(curl -sfk https://127.0.0.1:"$HTTPS"/v3/tokens \
-          -d "{\"username\":\"admin\",\"password\":\"$pw\"}" | json_field token)
+    local tok reply
+    tok=$(admin_token https://127.0.0.1:"$HTTPS" "$WORK/boot.log")
     reply=$(curl -sfk -H "Authorization: Bearer $tok" https://127.0.0.1:"$HTTPS"/v3/clusters \
             -d '{"name":"bench"}')
     CID=$(json_field id <<< "$reply")
@@ -102,11 +137,9 @@ start_stack() {   # start_stack WINDOW
     SERVER=$!; PIDS+=("$SERVER")
     wait_port "$HTTPS"
     SUM=$(sha256sum "$WORK/data/ca.crt" | cut -d' ' -f1)
-    DROVER_SERVER=https://127.0.0.1:$HTTPS DROVER_TOKEN=$REG DROVER_CA_CHECKSUM=$SUM \
-        DROVER_CLUSTER_ID=$CID DROVER_ALLOW_DIAL=127.0.0.1:$TARGET \
-        DROVER_STREAM_WINDOW=$1 DROVER_HEALTH_LISTEN= "$BIN/drover-cluster-agent" \
-        > "$WORK/agent.log" 2>&1 &
-    AGENT=$!; PIDS+=("$AGENT")
+    start_agent drover-cluster-agent agent.log DROVER_ALLOW_DIAL=127.0.0.1:"$TARGET" \
+        DROVER_STREAM_WINDOW="$1"
+    AGENT=$LAST
     for _ in $(seq 1 100); do
         grep -q "tunnel up" "$WORK/server.log" && return 0
         sleep 0.1
@@ -171,11 +204,10 @@ replica_rows() {
             sleep 0.1
         done
     done
-    local pw tok sum r0="https://127.0.0.1:${ports[0]}"
-    pw=$(sed -n 's/^Bootstrap admin password: //p' "$WORK"/r?.log | head -1)
-    tok=$(curl -sfk "$r0"/v3/tokens -d "{\"username\":\"admin\",\"password\":\"$pw\"}" |
-          json_field token)
-    sum=$(curl -sfk "$r0"/cacerts | sha256sum | cut -d' ' -f1)
+    # start_agent reads HTTPS, SUM, CID and REG: here r0's and the "lat" cluster's.
+    local tok HTTPS=${ports[0]} SUM CID REG r0="https://127.0.0.1:${ports[0]}"
+    tok=$(admin_token "$r0" "$WORK"/r?.log)
+    SUM=$(curl -sfk "$r0"/cacerts | sha256sum | cut -d' ' -f1)
     : > "$WORK/clusters.txt"
     for i in $(seq 1 "$REPLICA_CLUSTERS"); do
         local reply
@@ -183,24 +215,13 @@ replica_rows() {
         echo "$(json_field id <<< "$reply") $(sed -n 's/.*"registration":{[^}]*"token":"\([^"]*\)".*/\1/p' <<< "$reply")" >> "$WORK/clusters.txt"
     done
     # The latency rows: one real agent on r0 only, its cluster read via r0 and via r1.
-    local ks_port reply cid reg
-    ks_port=$(free_port)
-    "$TOOLS/kube-standin" --listen 127.0.0.1:"$ks_port" --data-dir "$WORK/rstandin" \
-        --token system:serviceaccount:drover-system:drover=bench-sa-token \
-        --admin system:serviceaccount:drover-system:drover --admin drover:admin \
-        > "$WORK/rstandin.log" 2>&1 &
-    PIDS+=($!)
-    wait_port "$ks_port"
-    echo bench-sa-token > "$WORK/sa.token"
+    local reply
+    start_standin rstandin
     reply=$(curl -sfk -H "Authorization: Bearer $tok" "$r0"/v3/clusters -d '{"name":"lat"}')
-    cid=$(json_field id <<< "$reply")
-    reg=$(sed -n 's/.*"registration":{[^}]*"token":"\([^"]*\)".*/\1/p' <<< "$reply")
-    DROVER_SERVER=$r0 DROVER_TOKEN=$reg DROVER_CA_CHECKSUM=$sum DROVER_CLUSTER_ID=$cid \
-        DROVER_HEALTH_LISTEN= DROVER_KUBE_API=https://127.0.0.1:$ks_port \
-        DROVER_KUBE_TOKEN_FILE=$WORK/sa.token DROVER_KUBE_CA_FILE=$WORK/rstandin/ca.crt \
-        "$BIN/drover-cluster-agent" > "$WORK/ragent.log" 2>&1 &
-    PIDS+=($!)
-    local path="/k8s/clusters/$cid/api/v1/namespaces/default"
+    CID=$(json_field id <<< "$reply")
+    REG=$(sed -n 's/.*"registration":{[^}]*"token":"\([^"]*\)".*/\1/p' <<< "$reply")
+    start_agent drover-cluster-agent ragent.log "${KUBE_ENV[@]}"
+    local path="/k8s/clusters/$CID/api/v1/namespaces/default"
     for _ in $(seq 1 200); do
         curl -sfk -H "Authorization: Bearer $tok" "https://127.0.0.1:${ports[1]}$path" \
             > /dev/null && break
@@ -223,7 +244,7 @@ replica_rows() {
         done
     done
     # Recovery: the load tool's agents start spread over the three; kill -9 one.
-    "$LOAD" --server "$list" --clusters "$WORK/clusters.txt" --ca-checksum "$sum" \
+    "$LOAD" --server "$list" --clusters "$WORK/clusters.txt" --ca-checksum "$SUM" \
         --rate 1000 > "$WORK/rload.log" 2>&1 &
     local lp=$!; PIDS+=($lp)
     local n=$REPLICA_CLUSTERS held=0
@@ -499,12 +520,8 @@ api_via() {   # api_via TOKEN -> the cluster's connection.via
 }
 start_takeover_agent() {   # start_takeover_agent BINARY LOG [NODE]
     local node=(); [ -n "${3:-}" ] && node=(DROVER_NODE_NAME="$3")
-    env "${node[@]}" DROVER_SERVER=https://127.0.0.1:$HTTPS DROVER_TOKEN=$REG \
-        DROVER_CA_CHECKSUM=$SUM DROVER_CLUSTER_ID=$CID DROVER_HEALTH_LISTEN= \
-        DROVER_PING_INTERVAL=$TAKEOVER_PING DROVER_DEAD_AFTER=$TAKEOVER_DEAD_AFTER \
-        DROVER_KUBE_API=https://127.0.0.1:$KS_PORT DROVER_KUBE_TOKEN_FILE=$WORK/sa.token \
-        DROVER_KUBE_CA_FILE=$WORK/standin/ca.crt "$BIN/$1" > "$WORK/$2" 2>&1 &
-    LAST=$!; PIDS+=("$LAST")
+    start_agent "$1" "$2" "${node[@]}" DROVER_PING_INTERVAL="$TAKEOVER_PING" \
+        DROVER_DEAD_AFTER="$TAKEOVER_DEAD_AFTER" "${KUBE_ENV[@]}"
     disown "$LAST"   # killed on purpose: no "Killed" notice from bash
 }
 wait_via() {   # wait_via TOKEN WANT: until connection.via is WANT (30 s)
@@ -517,14 +534,7 @@ wait_via() {   # wait_via TOKEN WANT: until connection.via is WANT (30 s)
 stats3() { sort -g | awk '{ v[NR] = $1 } END {
     printf "%.0f / %.0f / %.0f", v[1], (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2), v[NR] }'; }
 takeover_rows() {
-    KS_PORT=$(free_port)
-    "$TOOLS/kube-standin" --listen 127.0.0.1:"$KS_PORT" --data-dir "$WORK/standin" \
-        --token system:serviceaccount:drover-system:drover=bench-sa-token \
-        --admin system:serviceaccount:drover-system:drover --admin drover:admin \
-        > "$WORK/standin.log" 2>&1 &
-    PIDS+=($!)
-    wait_port "$KS_PORT"
-    echo bench-sa-token > "$WORK/sa.token"
+    start_standin standin
     HTTPS=$(free_port)
     register_cluster
     "$BIN/drover-server" --listen 127.0.0.1:"$HTTPS" --data-dir "$WORK/data" \
@@ -533,10 +543,8 @@ takeover_rows() {
     SERVER=$!; PIDS+=("$SERVER")
     wait_port "$HTTPS"
     SUM=$(sha256sum "$WORK/data/ca.crt" | cut -d' ' -f1)
-    local pw tok n
-    pw=$(sed -n 's/^Bootstrap admin password: //p' "$WORK/boot.log")
-    tok=$(curl -sfk https://127.0.0.1:"$HTTPS"/v3/tokens \
-          -d "{\"username\":\"admin\",\"password\":\"$pw\"}" | json_field token)
+    local tok n
+    tok=$(admin_token https://127.0.0.1:"$HTTPS" "$WORK/boot.log")
     local nodes=()
     for n in node-1 node-2; do
         start_takeover_agent drover-node-agent "$n.log" "$n"; nodes+=("$LAST")
@@ -619,15 +627,8 @@ done
 
 # kube-apiserver GETs through drover versus straight to the stand-in.
 kube_rows() {
-    local ks_port tok kc_url
-    ks_port=$(free_port)
-    "$TOOLS/kube-standin" --listen 127.0.0.1:"$ks_port" --data-dir "$WORK/standin" \
-        --token system:serviceaccount:drover-system:drover=bench-sa-token \
-        --admin system:serviceaccount:drover-system:drover --admin drover:admin \
-        > "$WORK/standin.log" 2>&1 &
-    PIDS+=($!)
-    wait_port "$ks_port"
-    echo bench-sa-token > "$WORK/sa.token"
+    local tok
+    start_standin standin
     HTTPS=$(free_port); RELAY=$(free_port)
     register_cluster
     "$BIN/drover-server" --listen 127.0.0.1:"$HTTPS" --data-dir "$WORK/data" \
@@ -635,19 +636,12 @@ kube_rows() {
     SERVER=$!; PIDS+=("$SERVER")
     wait_port "$HTTPS"
     SUM=$(sha256sum "$WORK/data/ca.crt" | cut -d' ' -f1)
-    DROVER_SERVER=https://127.0.0.1:$HTTPS DROVER_TOKEN=$REG DROVER_CA_CHECKSUM=$SUM \
-        DROVER_CLUSTER_ID=$CID DROVER_HEALTH_LISTEN= \
-        DROVER_KUBE_API=https://127.0.0.1:$ks_port DROVER_KUBE_TOKEN_FILE=$WORK/sa.token \
-        DROVER_KUBE_CA_FILE=$WORK/standin/ca.crt "$BIN/drover-cluster-agent" \
-        > "$WORK/agent.log" 2>&1 &
-    AGENT=$!; PIDS+=("$AGENT")
+    start_agent drover-cluster-agent agent.log "${KUBE_ENV[@]}"
+    AGENT=$LAST
     for _ in $(seq 1 100); do grep -q "tunnel up" "$WORK/server.log" && break; sleep 0.1; done
-    local pw
-    pw=$(sed -n 's/^Bootstrap admin password: //p' "$WORK/boot.log")
-    tok=$(curl -sfk https://127.0.0.1:"$HTTPS"/v3/tokens \
-          -d "{\"username\":\"admin\",\"password\":\"$pw\"}" | json_field token)
+    tok=$(admin_token https://127.0.0.1:"$HTTPS" "$WORK/boot.log")
     local via="https://127.0.0.1:$HTTPS/k8s/clusters/$CID/api/v1/namespaces/default"
-    local direct="https://127.0.0.1:$ks_port/api/v1/namespaces/default"
+    local direct="https://127.0.0.1:$KS_PORT/api/v1/namespaces/default"
     for c in 1 64; do
         local a b
         a=$(wrk -t1 -c"$c" -d8s --latency -H "Authorization: Bearer $tok" "$via" 2>&1)
