@@ -370,19 +370,29 @@ static bool some_patches(void *ud)
     return n >= 5;
 }
 
+/* Starts applying 400 ConfigMaps with curl in c (its answer into
+ * <name>.json, its status code into <name>.log) and waits until the agent
+ * is halfway, patching. */
+static void apply_in_background(const char *name, struct proc *c, char out_file[400],
+                                char log[400])
+{
+    char file[400], cmd[1400];
+    write_many(400, 100, file, sizeof(file));
+    snprintf(out_file, 400, "%s/%s.json", d.dir, name);
+    snprintf(log, 400, "%s/%s.log", d.dir, name);
+    curl_cmd(file, out_file, cmd, sizeof(cmd));
+    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    proc_spawn(c, argv, NULL, log);
+    ck_assert_msg(wait_until(some_patches, NULL, 30000), "the apply did not start");
+}
+
 /* The server and the agent stop cleanly (no leak, under the sanitizers)
  * while an apply is halfway through. */
 START_TEST(stop_mid_apply)
 {
-    char file[400], out_file[400], cmd[1400], log[400];
-    write_many(400, 100, file, sizeof(file));
-    snprintf(out_file, sizeof(out_file), "%s/mid.json", d.dir);
-    snprintf(log, sizeof(log), "%s/mid.log", d.dir);
-    curl_cmd(file, out_file, cmd, sizeof(cmd));
-    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    char out_file[400], log[400];
     struct proc c;
-    proc_spawn(&c, argv, NULL, log);
-    ck_assert_msg(wait_until(some_patches, NULL, 30000), "the apply did not start");
+    apply_in_background("mid", &c, out_file, log);
     dtest_stop_server(&d);
     /* The client may or may not see an answer before the connection goes
      * (that is the HTTPS server's shutdown), but never a success. */
@@ -397,15 +407,9 @@ END_TEST
 /* The agent dies halfway: the answer says so and carries what was done. */
 START_TEST(agent_lost_mid_apply)
 {
-    char file[400], out_file[400], cmd[1400], log[400];
-    write_many(400, 100, file, sizeof(file));
-    snprintf(out_file, sizeof(out_file), "%s/lost.json", d.dir);
-    snprintf(log, sizeof(log), "%s/lost.log", d.dir);
-    curl_cmd(file, out_file, cmd, sizeof(cmd));
-    const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+    char out_file[400], log[400];
     struct proc c;
-    proc_spawn(&c, argv, NULL, log);
-    ck_assert_msg(wait_until(some_patches, NULL, 30000), "the apply did not start");
+    apply_in_background("lost", &c, out_file, log);
     proc_signal(&d.agent, SIGKILL);
     ck_assert_int_eq(proc_wait(&c, 30000), 0);
     /* The link is gone: 503, as the kube proxy says. */

@@ -22,14 +22,6 @@ static struct dtest d;
 static struct standin ks;
 static char sa_kubeconfig[400];
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void setup(void)
 {
     standin_up(&ks, &d, SA_TOKEN);
@@ -204,8 +196,7 @@ START_TEST(members_become_bindings)
     ck_assert_msg(ok, "bindings: %s (logs in %s)", out, d.dir);
 
     /* A binding drover did not label is not drover's. */
-    snprintf(path, sizeof(path), "%s/zed.yaml", d.dir);
-    write_text(path, unmanaged);
+    kubetest_file(&d, "zed.yaml", unmanaged, path, sizeof(path));
     snprintf(args, sizeof(args), "apply -f %s", path);
     ck_assert_int_eq(kubetest_kubectl(sa_kubeconfig, args, out, sizeof(out)), 0);
 

@@ -37,15 +37,6 @@ static void teardown(void)
     standin_down(&ks, &d);
 }
 
-static void write_file(const char *name, const char *text, char *path, size_t cap)
-{
-    snprintf(path, cap, "%s/%s", d.dir, name);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static const char deployment[] =
     "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\n"
     "spec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n"
@@ -58,7 +49,7 @@ START_TEST(kubectl_verbs)
     char dep[400], args[600];
     ck_assert_int_eq(kubetest_kubectl(kubeconfig, "get nodes", out, sizeof(out)), 0);
     ck_assert_msg(strstr(out, "node-1") && strstr(out, "node-3"), "%s", out);
-    write_file("dep.yaml", deployment, dep, sizeof(dep));
+    kubetest_file(&d, "dep.yaml", deployment, dep, sizeof(dep));
     snprintf(args, sizeof(args), "apply -f %s", dep);
     ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
     ck_assert_int_eq(kubetest_kubectl(kubeconfig, "get pods -o name", out, sizeof(out)), 0);
@@ -96,7 +87,7 @@ START_TEST(watch_sees_changes)
     struct proc w;
     proc_spawn(&w, argv, env, wlog);
     sleep(2);
-    write_file("dep.yaml", deployment, dep, sizeof(dep));
+    kubetest_file(&d, "dep.yaml", deployment, dep, sizeof(dep));
     snprintf(args, sizeof(args), "apply -f %s", dep);
     ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
     snprintf(args, sizeof(args), "delete -f %s", dep);
@@ -113,7 +104,7 @@ START_TEST(port_forward_echoes)
 {
     static char out[65536];
     char dep[400], args[600];
-    write_file("dep.yaml", deployment, dep, sizeof(dep));
+    kubetest_file(&d, "dep.yaml", deployment, dep, sizeof(dep));
     snprintf(args, sizeof(args), "apply -f %s", dep);
     ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
     ck_assert_int_eq(kubetest_kubectl(kubeconfig, "get pods -o name", out, sizeof(out)), 0);
@@ -175,12 +166,13 @@ START_TEST(access_rules)
     kubetest_user(&d, "bob", "viewer", bob, sizeof(bob));
     kubetest_user(&d, "carol", NULL, carol, sizeof(carol));
     /* What the agent's RBAC keeper will do for viewers: view, downstream. */
-    write_file("crb.yaml",
-               "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
-               "metadata: {name: drover-bob-view}\n"
-               "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\n"
-               "subjects: [{kind: User, name: 'drover:bob', apiGroup: rbac.authorization.k8s.io}]\n",
-               crb, sizeof(crb));
+    kubetest_file(&d, "crb.yaml",
+                  "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n"
+                  "metadata: {name: drover-bob-view}\n"
+                  "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: view}\n"
+                  "subjects: [{kind: User, name: 'drover:bob', "
+                  "apiGroup: rbac.authorization.k8s.io}]\n",
+                  crb, sizeof(crb));
     snprintf(args, sizeof(args), "apply -f %s", crb);
     ck_assert_int_eq(kubetest_kubectl(kubeconfig, args, out, sizeof(out)), 0);
     snprintf(bobkc, sizeof(bobkc), "%s/bob.kubeconfig", d.dir);

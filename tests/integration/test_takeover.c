@@ -35,14 +35,6 @@ static char node_logs[NNODES][400];
 static char sa_kubeconfig[400], admin_kubeconfig[400], loop_log[400];
 static struct proc kloop;
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* ---- the deployment ---- */
 
 /* The stand-in knows one service account per node agent but node-bad's. */
@@ -66,12 +58,11 @@ static void start_standin(void)
 
 static void start_node(int i)
 {
-    char tokfile[450];
+    char tokfile[450], name[64], tok[100];
     static char env[NNODES][12][500];
-    snprintf(tokfile, sizeof(tokfile), "%s/%s.token", d.dir, node_names[i]);
-    char tok[100];
+    snprintf(name, sizeof(name), "%s.token", node_names[i]);
     snprintf(tok, sizeof(tok), "node-token-%s\n", node_names[i]);
-    write_text(tokfile, tok);
+    kubetest_file(&d, name, tok, tokfile, sizeof(tokfile));
     char (*e)[500] = env[i];
     snprintf(e[0], 500, "DROVER_SERVER=https://127.0.0.1:%d", d.https_port);
     snprintf(e[1], 500, "DROVER_TOKEN=%s", d.token);

@@ -22,6 +22,16 @@ bool kubetest_can_all(void *ud)
            strncmp(out, "yes", 3) == 0;
 }
 
+void kubetest_file(struct dtest *d, const char *name, const char *text, char *path,
+                   size_t cap)
+{
+    snprintf(path, cap, "%s/%s", d->dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 void kubetest_kubeconfig(struct dtest *d, const char *token, const char *path)
 {
     char url[200];

@@ -20,6 +20,9 @@ int kubetest_kubectl(const char *kc, const char *args, char *out, size_t cap);
 /* For wait_until: kubectl with the kubeconfig at path ud may do anything
  * (`auth can-i '*' '*'` says yes). */
 bool kubetest_can_all(void *ud);
+/* Writes text to the file name in d's directory; its path into path. */
+void kubetest_file(struct dtest *d, const char *name, const char *text, char *path,
+                   size_t cap);
 /* Writes the kubeconfig drover gives token's user to path. */
 void kubetest_kubeconfig(struct dtest *d, const char *token, const char *path);
 /* Creates user name (password "pw-<name>-0123456789"); with a role, makes it
