@@ -238,6 +238,7 @@ static void on_snapshots_recovered(void *ud)
         return;
     snapapi_set_pool(s->snapapi, s->pool);
     snapschedule_set_pool(s->snapsched, s->pool);
+    s->serving = true;
 }
 
 static void on_store_ready(void *ud, struct db_pool *pool)

@@ -101,7 +101,9 @@ void server_dispatch(struct hs_req *r, void *ud)
         return;
     }
     if (get && path_is(r, "/readyz")) {
-        if (datastore_ready(s->ds))
+        /* Ready once every API answers: the snapshot calls wait for the
+         * fix-up of what the last run left unfinished. */
+        if (datastore_ready(s->ds) && s->serving)
             hs_respond(r, 200, "text/plain", "ok\n", 3, NULL);
         else
             hs_respond(r, 503, "text/plain", "datastore not ready\n", 20, NULL);

@@ -27,6 +27,7 @@
 
 struct server {
     struct loop *loop;
+    bool serving;               /* datastore up and start-up fix-ups done: /readyz */
     struct cfg cfg;
     struct tls_pki pki;
     SSL_CTX *tls;
