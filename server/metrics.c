@@ -117,6 +117,17 @@ char *metrics_render(struct tunnels *ts, struct db_pool *pool, size_t *len)
             "# TYPE drover_tunnels gauge\n"
             "drover_tunnels{kind=\"cluster\"} %zu\ndrover_tunnels{kind=\"node\"} %zu\n",
         st.cluster_agents, st.node_agents);
+    put(&o, "# HELP drover_clusters_via_node_agent Clusters whose cluster agent is gone, "
+            "carried by a node agent on this server.\n"
+            "# TYPE drover_clusters_via_node_agent gauge\n"
+            "drover_clusters_via_node_agent %zu\n", st.acting);
+    put(&o, "# HELP drover_takeovers_total Node agents given a cluster's role (takeovers).\n"
+            "# TYPE drover_takeovers_total counter\ndrover_takeovers_total %llu\n",
+        (unsigned long long)st.takeovers);
+    put(&o, "# HELP drover_step_downs_total Node agents that handed the role back to a "
+            "returning cluster agent.\n"
+            "# TYPE drover_step_downs_total counter\ndrover_step_downs_total %llu\n",
+        (unsigned long long)st.step_downs);
     put(&o, "# HELP drover_streams_open Streams open over all tunnels.\n"
             "# TYPE drover_streams_open gauge\ndrover_streams_open %zu\n", st.streams);
     put(&o, "# HELP drover_tunnel_buffered_bytes Bytes held in tunnel buffers.\n"

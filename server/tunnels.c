@@ -369,6 +369,8 @@ static void add_stats(const char *key, void *val, void *ud)
     struct cluster_entry *e = val;
     struct tunnels_stats *st = ud;
     (void)key;
+    if (e->acting)
+        st->acting++;
     if (e->agent) {
         st->streams += tunnel_stream_count(e->agent->t);
         st->buffered += tunnel_buffered(e->agent->t);
@@ -384,6 +386,8 @@ void tunnels_stats(struct tunnels *ts, struct tunnels_stats *out)
     memset(out, 0, sizeof(*out));
     out->cluster_agents = ts->ncluster_links;
     out->node_agents = ts->nnode_links;
+    out->takeovers = ts->takeovers;
+    out->step_downs = ts->step_downs;
     hmap_each(ts->clusters, add_stats, out);
 }
 

@@ -190,6 +190,9 @@ struct tun_stream *tunnels_open_node_stream(struct tunnels *ts, const char *clus
 struct tunnels_stats {
     size_t cluster_agents, node_agents, streams;
     size_t buffered;            /* bytes held in tunnel buffers */
+    size_t acting;              /* clusters carried by a node agent here now */
+    uint64_t takeovers;         /* node agents given the cluster role, ever */
+    uint64_t step_downs;        /* ... and handed it back to a cluster agent */
 };
 void tunnels_stats(struct tunnels *ts, struct tunnels_stats *out);
 

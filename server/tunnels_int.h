@@ -52,6 +52,7 @@ struct tunnels {
     struct tunnels_cfg cfg;
     struct hmap *clusters;      /* cluster id -> struct cluster_entry */
     size_t ncluster_links, nnode_links;
+    uint64_t takeovers, step_downs;     /* for /metrics */
     struct db_pool *pool;       /* NULL until the datastore is ready */
     struct linkstate *ls;
     struct tunnels_hooks hooks;

@@ -52,6 +52,7 @@ static bool replicated(const struct tunnels *ts)
 static void act(struct tunnels *ts, struct cluster_entry *e, struct link *n)
 {
     e->acting = n;
+    ts->takeovers++;
     log_info("cluster=%s: node=%s takes the cluster role", n->cluster, n->node);
     send_role(n, true);
     if (ts->hooks.on_cluster_up)
@@ -150,6 +151,7 @@ void tnl_step_down(struct cluster_entry *e)
     if (!n)
         return;
     e->acting = NULL;
+    n->ts->step_downs++;
     log_info("cluster=%s: node=%s steps down: the cluster agent is back", n->cluster,
              n->node);
     send_role(n, false);
