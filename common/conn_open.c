@@ -6,6 +6,8 @@
  * printable address and the step to the open state once connected (and
  * TLS is done).
  */
+#include "common/conn.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common/conn.h"
 #include "common/conn_int.h"
 #include "common/tls.h"
 

@@ -10,13 +10,14 @@
  * leave in one TLS record and one syscall, and conn_write() never calls back
  * into its caller.
  */
+#include "common/conn.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "common/conn.h"
 #include "common/conn_int.h"
 
 static int queue_write(struct conn *c, struct out_chunk **head, struct out_chunk **tail,

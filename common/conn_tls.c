@@ -6,13 +6,14 @@
  * into the record queue. The conn's lifetime and queues stay with conn.c
  * and conn_out.c.
  */
+#include "common/conn.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 
-#include "common/conn.h"
 #include "common/conn_int.h"
 #include "common/tls.h"
 
