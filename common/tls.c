@@ -42,7 +42,6 @@ struct pki_paths {
     char srv_crt[TLS_PATH_CAP], srv_key[TLS_PATH_CAP];
 };
 
-
 /* ---- issuing ---- */
 
 static EVP_PKEY *gen_key(void)
@@ -390,7 +389,6 @@ static int sha256_hex(const void *data, size_t len, char out[65])
     return 0;
 }
 
-
 int tls_pki_ensure(const char *data_dir, const char *const *hosts, size_t nhosts,
                    struct tls_pki *out, char *err, size_t errlen)
 {
@@ -525,5 +523,4 @@ void tls_sha256_hex(const void *data, size_t len, char out[65])
 }
 
 /* ---- contexts ---- */
-
 

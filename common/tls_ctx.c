@@ -21,7 +21,6 @@ static const char tls12_ciphers[] =
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 static const unsigned char alpn_http11[] = "\x08http/1.1";
 
-
 /* Settings every drover context shares, client or server. */
 static SSL_CTX *ctx_new(const SSL_METHOD *method, char *err, size_t errlen)
 {

@@ -332,7 +332,6 @@ int tls_load_key_file(const char *path, EVP_PKEY **out, char *err, size_t errlen
     return 0;
 }
 
-
 int tls_file_read(const char *path, char **buf, size_t *len, char *err, size_t errlen)
 {
     return tls_slurp(path, buf, len, err, errlen);
@@ -343,5 +342,4 @@ int tls_file_write(const char *dir, const char *path, const void *data, size_t l
 {
     return tls_write_atomic(dir, path, data, len, (mode_t)mode, err, errlen);
 }
-
 
