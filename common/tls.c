@@ -1,6 +1,7 @@
 /*
- * tls: drover's PKI (a private CA and the serving certificate it signs) and
- * the OpenSSL contexts every connection is made from. See tls.h.
+ * tls: drover's PKI (a private CA and the serving certificate it signs). See
+ * tls.h. The OpenSSL contexts are in tls_ctx.c, the file and PEM plumbing in
+ * tls_files.c; tls_int.h is what they share.
  *
  * The four files in data-dir are the only state; nothing here outlives a
  * call except the SSL_CTXs handed to the caller. The CA is the one thing that
@@ -14,38 +15,24 @@
 #include "common/tls.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#define TLS_FILE_CAP      (1024 * 1024) /* PEM certs and keys are a few KiB */
-#define TLS_PATH_CAP      4096          /* = sizeof(struct tls_pki).cert_file */
+#include "common/tls_int.h"
+
 #define TLS_CA_DAYS       3650
 #define TLS_SERVER_DAYS   365           /* well under the 825 days clients accept */
 #define TLS_RENEW_DAYS    30
 #define TLS_BACKDATE_SECS 3600          /* agents whose clocks lag a little */
 #define TLS_HOST_MAX      253
-
-/* Forward-secret AEAD only; TLS 1.3 keeps OpenSSL's default suites. */
-static const char tls12_ciphers[] =
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-static const unsigned char alpn_http11[] = "\x08http/1.1";
 
 /* Names every serving certificate carries, so local tools always work. */
 static const char *const default_names[] = { "localhost", "127.0.0.1", "::1" };
@@ -54,316 +41,6 @@ struct pki_paths {
     char ca_crt[TLS_PATH_CAP], ca_key[TLS_PATH_CAP];
     char srv_crt[TLS_PATH_CAP], srv_key[TLS_PATH_CAP];
 };
-
-/* ---- errors ---- */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* "what: <OpenSSL's reason>", draining the error queue. */
-static void set_ssl_err(char *err, size_t errlen, const char *what)
-{
-    char e[256];
-    set_err(err, errlen, "%s: %s", what, tls_last_error(e, sizeof(e)));
-}
-
-static void set_sys_err(char *err, size_t errlen, const char *what,
-                        const char *path, int e)
-{
-    char buf[128];
-    set_err(err, errlen, "%s %s: %s", what, path, strerror_r(e, buf, sizeof(buf)));
-}
-
-/* ---- files ---- */
-
-static int path_join(char *out, const char *dir, const char *name,
-                     char *err, size_t errlen)
-{
-    int n = snprintf(out, TLS_PATH_CAP, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= TLS_PATH_CAP) {
-        set_err(err, errlen, "data directory path too long: %s", dir);
-        return -1;
-    }
-    return 0;
-}
-
-/*
- * Reads a small regular file whole into a NUL-terminated malloc'd buffer.
- * 0, 1 if it does not exist, -1 with err naming the file.
- */
-static int slurp(const char *path, char **buf, size_t *len, char *err, size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT)
-            return 1;
-        set_sys_err(err, errlen, "cannot open", path, e);
-        return -1;
-    }
-    int rc = -1;
-    char *b = NULL;
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        set_sys_err(err, errlen, "cannot stat", path, errno);
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size > TLS_FILE_CAP) {
-        set_err(err, errlen, "%s: not a regular file of at most %d bytes", path,
-                TLS_FILE_CAP);
-        goto out;
-    }
-    size_t want = (size_t)st.st_size, got = 0;
-    if (!(b = malloc(want + 1))) {
-        set_err(err, errlen, "%s: out of memory", path);
-        goto out;
-    }
-    while (got < want) {
-        ssize_t n = read(fd, b + got, want - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            set_sys_err(err, errlen, "cannot read", path, errno);
-            goto out;
-        }
-        if (n == 0)
-            break; /* shrank under us: what is there is all there is */
-        got += (size_t)n;
-    }
-    b[got] = '\0';
-    *buf = b;
-    *len = got;
-    b = NULL;
-    rc = 0;
-out:
-    free(b);
-    close(fd);
-    return rc;
-}
-
-/* Frees a buffer that held a private key without leaving it in the heap. */
-static void free_secret(char *p, size_t len)
-{
-    if (p)
-        OPENSSL_cleanse(p, len);
-    free(p);
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Makes the rename durable: without it a power cut can undo the rename. */
-static void sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
-/*
- * Replaces path (inside dir) with data: write a temporary file beside it
- * created with the final mode, fsync, rename. Readers and crashes see the old
- * file or the new one, never a prefix. 0 or -1 with err naming path.
- */
-static int write_atomic(const char *dir, const char *path, const void *data,
-                        size_t len, mode_t mode, char *err, size_t errlen)
-{
-    char tmp[TLS_PATH_CAP + 32];
-    int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        set_err(err, errlen, "path too long: %s", path);
-        return -1;
-    }
-    (void)unlink(tmp); /* left by a crashed process that had our pid */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) {
-        set_sys_err(err, errlen, "cannot write", path, errno);
-        return -1;
-    }
-    int e = 0;
-    if (write_all(fd, data, len) < 0 || fsync(fd) < 0)
-        e = errno;
-    if (close(fd) < 0 && e == 0)
-        e = errno;
-    if (e == 0 && rename(tmp, path) < 0)
-        e = errno;
-    if (e != 0) {
-        (void)unlink(tmp);
-        set_sys_err(err, errlen, "cannot write", path, e);
-        return -1;
-    }
-    sync_dir(dir);
-    return 0;
-}
-
-static int ensure_dir(const char *dir, char *err, size_t errlen)
-{
-    if (mkdir(dir, 0700) == 0)
-        return 0;
-    int e = errno;
-    struct stat st;
-    if (e == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
-        return 0;
-    set_sys_err(err, errlen, "cannot create data directory", dir,
-                e == EEXIST ? ENOTDIR : e);
-    return -1;
-}
-
-/* ---- PEM ---- */
-
-/* Copies a memory BIO's contents into a NUL-terminated malloc'd string. */
-static char *bio_take(BIO *b, size_t *len)
-{
-    char *data;
-    long n = BIO_get_mem_data(b, &data);
-    if (n < 0)
-        return NULL;
-    char *p = malloc((size_t)n + 1);
-    if (!p)
-        return NULL;
-    memcpy(p, data, (size_t)n);
-    p[n] = '\0';
-    *len = (size_t)n;
-    return p;
-}
-
-static char *cert_pem(X509 *x, size_t *len)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    char *p = NULL;
-    if (b && PEM_write_bio_X509(b, x) == 1)
-        p = bio_take(b, len);
-    BIO_free(b);
-    return p;
-}
-
-/* A secure-memory BIO so the key's PEM is wiped when the BIO is freed. */
-static char *key_pem(EVP_PKEY *k, size_t *len)
-{
-    BIO *b = BIO_new(BIO_s_secmem());
-    char *p = NULL;
-    if (b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) == 1)
-        p = bio_take(b, len);
-    BIO_free(b);
-    return p;
-}
-
-/*
- * Calls fn on every certificate of a PEM buffer in order (fn borrows it).
- * Returns how many there were, or -1 if one is damaged or fn failed: a chain
- * that silently stopped halfway would serve the wrong CA.
- */
-static int pem_each_cert(const char *pem, size_t len,
-                         int (*fn)(X509 *x, void *arg), void *arg)
-{
-    if (len > INT_MAX)
-        return -1;
-    BIO *b = BIO_new_mem_buf(pem, (int)len);
-    if (!b)
-        return -1;
-    int n = 0;
-    X509 *x;
-    ERR_set_mark();
-    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
-        int r = fn(x, arg);
-        X509_free(x);
-        if (r < 0) {
-            n = -1;
-            break;
-        }
-        n++;
-    }
-    unsigned long e = ERR_peek_last_error();
-    bool clean_end = ERR_GET_LIB(e) == ERR_LIB_PEM &&
-                     ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
-    if (n >= 0 && clean_end) {
-        ERR_pop_to_mark(); /* "no more PEM blocks" is how a buffer ends */
-    } else {
-        ERR_clear_last_mark();
-        n = -1;
-    }
-    BIO_free(b);
-    return n;
-}
-
-static int take_first(X509 *x, void *arg)
-{
-    X509 **first = arg;
-    if (!*first && X509_up_ref(x) == 1)
-        *first = x;
-    return 0;
-}
-
-static X509 *parse_cert(const char *pem, size_t len)
-{
-    X509 *x = NULL;
-    if (pem_each_cert(pem, len, take_first, &x) < 1) {
-        X509_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-/* Loads the first certificate of a file. 0, 1 if missing, -1 with err. */
-static int load_cert_file(const char *path, X509 **out, char *err, size_t errlen)
-{
-    char *pem = NULL;
-    size_t len = 0;
-    int r = slurp(path, &pem, &len, err, errlen);
-    if (r != 0)
-        return r;
-    *out = parse_cert(pem, len);
-    free(pem);
-    if (!*out) {
-        set_err(err, errlen, "%s: not a valid PEM certificate", path);
-        ERR_clear_error();
-        return -1;
-    }
-    return 0;
-}
-
-/* Loads a PEM private key. 0, 1 if missing, -1 with err. */
-static int load_key_file(const char *path, EVP_PKEY **out, char *err, size_t errlen)
-{
-    char *pem = NULL;
-    size_t len = 0;
-    int r = slurp(path, &pem, &len, err, errlen);
-    if (r != 0)
-        return r;
-    BIO *b = len <= INT_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
-    *out = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-    BIO_free(b);
-    free_secret(pem, len);
-    if (!*out) {
-        set_err(err, errlen, "%s: not a valid PEM private key", path);
-        ERR_clear_error();
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- issuing ---- */
 
@@ -437,7 +114,7 @@ static X509 *issue_ca(EVP_PKEY *key)
 }
 
 /* 4 or 16 if host is an IPv4 or IPv6 literal (bytes in ip), else 0. */
-static int ip_literal(const char *host, unsigned char ip[16])
+int tls_ip_literal(const char *host, unsigned char ip[16])
 {
     if (inet_pton(AF_INET, host, ip) == 1)
         return 4;
@@ -451,7 +128,7 @@ static int ip_literal(const char *host, unsigned char ip[16])
 static int push_san(GENERAL_NAMES *names, const char *host)
 {
     unsigned char ip[16];
-    int iplen = ip_literal(host, ip);
+    int iplen = tls_ip_literal(host, ip);
     ASN1_STRING *s = iplen ? ASN1_OCTET_STRING_new() : ASN1_IA5STRING_new();
     GENERAL_NAME *gn = GENERAL_NAME_new();
     if (!s || !gn ||
@@ -526,20 +203,20 @@ static int create_ca(const char *dir, const struct pki_paths *p,
     char *kpem = NULL;
     size_t klen = 0;
     EVP_PKEY *key = gen_key();
-    if (!key || !(ca = issue_ca(key)) || !(kpem = key_pem(key, &klen)) ||
-        !(*ca_pem = cert_pem(ca, ca_len))) {
-        set_ssl_err(err, errlen, "creating the CA");
+    if (!key || !(ca = issue_ca(key)) || !(kpem = tls_key_pem(key, &klen)) ||
+        !(*ca_pem = tls_cert_pem(ca, ca_len))) {
+        tls_set_ssl_err(err, errlen, "creating the CA");
         goto out;
     }
-    if (write_atomic(dir, p->ca_key, kpem, klen, 0600, err, errlen) < 0 ||
-        write_atomic(dir, p->ca_crt, *ca_pem, *ca_len, 0644, err, errlen) < 0) {
+    if (tls_write_atomic(dir, p->ca_key, kpem, klen, 0600, err, errlen) < 0 ||
+        tls_write_atomic(dir, p->ca_crt, *ca_pem, *ca_len, 0644, err, errlen) < 0) {
         free(*ca_pem);
         *ca_pem = NULL;
         goto out;
     }
     rc = 0;
 out:
-    free_secret(kpem, klen);
+    tls_free_secret(kpem, klen);
     X509_free(ca);
     EVP_PKEY_free(key);
     return rc;
@@ -549,22 +226,22 @@ out:
 static int open_ca(const struct pki_paths *p, const char *pem, size_t len,
                    X509 **ca, EVP_PKEY **key, char *err, size_t errlen)
 {
-    if (!(*ca = parse_cert(pem, len)) || X509_check_ca(*ca) == 0) {
+    if (!(*ca = tls_parse_cert(pem, len)) || X509_check_ca(*ca) == 0) {
         ERR_clear_error();
-        set_err(err, errlen, "%s: not a valid CA certificate (agents pin it: "
-                "restore it, or remove ca.crt and ca.key to start a new CA)",
-                p->ca_crt);
+        tls_set_err(err, errlen, "%s: not a valid CA certificate (agents pin it: "
+                    "restore it, or remove ca.crt and ca.key to start a new CA)",
+                    p->ca_crt);
         return -1;
     }
-    int r = load_key_file(p->ca_key, key, err, errlen);
+    int r = tls_load_key_file(p->ca_key, key, err, errlen);
     if (r == 1)
-        set_err(err, errlen, "%s: missing (it signs the serving certificate)",
-                p->ca_key);
+        tls_set_err(err, errlen, "%s: missing (it signs the serving certificate)",
+                    p->ca_key);
     if (r != 0)
         return -1;
     if (X509_check_private_key(*ca, *key) != 1) {
         ERR_clear_error();
-        set_err(err, errlen, "%s does not match %s", p->ca_key, p->ca_crt);
+        tls_set_err(err, errlen, "%s does not match %s", p->ca_key, p->ca_crt);
         return -1;
     }
     return 0;
@@ -575,7 +252,7 @@ static int open_ca(const struct pki_paths *p, const char *pem, size_t len,
 static bool covers(X509 *x, const char *host)
 {
     unsigned char ip[16];
-    if (ip_literal(host, ip))
+    if (tls_ip_literal(host, ip))
         return X509_check_ip_asc(x, host, 0) == 1;
     return X509_check_host(x, host, strlen(host),
                            X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
@@ -617,24 +294,24 @@ static int issue_server_files(const char *dir, const struct pki_paths *p,
     if (!key || !EVP_PKEY_is_a(key, "EC"))
         key = fresh = gen_key();
     if (!key || !(leaf = issue_server(key, ca, ca_key, hosts, nhosts)) ||
-        !(cpem = cert_pem(leaf, &clen)) || (fresh && !(kpem = key_pem(key, &klen)))) {
-        set_ssl_err(err, errlen, "issuing the serving certificate");
+        !(cpem = tls_cert_pem(leaf, &clen)) || (fresh && !(kpem = tls_key_pem(key, &klen)))) {
+        tls_set_ssl_err(err, errlen, "issuing the serving certificate");
         goto out;
     }
     if (!(chain = malloc(clen + ca_len))) {
-        set_err(err, errlen, "issuing the serving certificate: out of memory");
+        tls_set_err(err, errlen, "issuing the serving certificate: out of memory");
         goto out;
     }
     memcpy(chain, cpem, clen);
     memcpy(chain + clen, ca_pem, ca_len);
-    if ((fresh && write_atomic(dir, p->srv_key, kpem, klen, 0600, err, errlen) < 0) ||
-        write_atomic(dir, p->srv_crt, chain, clen + ca_len, 0644, err, errlen) < 0)
+    if ((fresh && tls_write_atomic(dir, p->srv_key, kpem, klen, 0600, err, errlen) < 0) ||
+        tls_write_atomic(dir, p->srv_crt, chain, clen + ca_len, 0644, err, errlen) < 0)
         goto out;
     rc = 0;
 out:
     free(chain);
     free(cpem);
-    free_secret(kpem, klen);
+    tls_free_secret(kpem, klen);
     X509_free(leaf);
     EVP_PKEY_free(fresh);
     return rc;
@@ -650,8 +327,8 @@ static int ensure_server(const char *dir, const struct pki_paths *p, X509 *ca,
     char ignored[256];
     X509 *leaf = NULL;
     EVP_PKEY *key = NULL;
-    (void)load_cert_file(p->srv_crt, &leaf, ignored, sizeof(ignored));
-    (void)load_key_file(p->srv_key, &key, ignored, sizeof(ignored));
+    (void)tls_load_cert_file(p->srv_crt, &leaf, ignored, sizeof(ignored));
+    (void)tls_load_key_file(p->srv_key, &key, ignored, sizeof(ignored));
     int rc = 0;
     if (!server_usable(leaf, key, ca, hosts, nhosts))
         rc = issue_server_files(dir, p, key, ca, ca_key, ca_pem, ca_len,
@@ -670,12 +347,12 @@ static int check_hosts(const char *const *hosts, size_t nhosts, char *err, size_
         unsigned char ip[16];
         size_t len = h ? strlen(h) : 0;
         bool ok = len > 0 && len <= TLS_HOST_MAX;
-        if (ok && !ip_literal(h, ip))
+        if (ok && !tls_ip_literal(h, ip))
             ok = strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                            "0123456789-._*") == len;
         if (!ok) {
-            set_err(err, errlen, "TLS host \"%.64s\": not a DNS name or IP address",
-                    h ? h : "");
+            tls_set_err(err, errlen, "TLS host \"%.64s\": not a DNS name or IP address",
+                        h ? h : "");
             return -1;
         }
     }
@@ -685,13 +362,13 @@ static int check_hosts(const char *const *hosts, size_t nhosts, char *err, size_
 static int pki_paths(struct pki_paths *p, const char *dir, char *err, size_t errlen)
 {
     if (!dir || !*dir) {
-        set_err(err, errlen, "no data directory given");
+        tls_set_err(err, errlen, "no data directory given");
         return -1;
     }
-    if (path_join(p->ca_crt, dir, "ca.crt", err, errlen) < 0 ||
-        path_join(p->ca_key, dir, "ca.key", err, errlen) < 0 ||
-        path_join(p->srv_crt, dir, "server.crt", err, errlen) < 0 ||
-        path_join(p->srv_key, dir, "server.key", err, errlen) < 0)
+    if (tls_path_join(p->ca_crt, dir, "ca.crt", err, errlen) < 0 ||
+        tls_path_join(p->ca_key, dir, "ca.key", err, errlen) < 0 ||
+        tls_path_join(p->srv_crt, dir, "server.crt", err, errlen) < 0 ||
+        tls_path_join(p->srv_key, dir, "server.key", err, errlen) < 0)
         return -1;
     return 0;
 }
@@ -712,17 +389,6 @@ static int sha256_hex(const void *data, size_t len, char out[65])
     return 0;
 }
 
-int tls_file_read(const char *path, char **buf, size_t *len, char *err, size_t errlen)
-{
-    return slurp(path, buf, len, err, errlen);
-}
-
-int tls_file_write(const char *dir, const char *path, const void *data, size_t len,
-                   unsigned mode, char *err, size_t errlen)
-{
-    return write_atomic(dir, path, data, len, (mode_t)mode, err, errlen);
-}
-
 int tls_pki_ensure(const char *data_dir, const char *const *hosts, size_t nhosts,
                    struct tls_pki *out, char *err, size_t errlen)
 {
@@ -737,9 +403,9 @@ int tls_pki_ensure(const char *data_dir, const char *const *hosts, size_t nhosts
     if (!hosts)
         nhosts = 0;
     if (check_hosts(hosts, nhosts, err, errlen) < 0 ||
-        pki_paths(&p, data_dir, err, errlen) < 0 || ensure_dir(data_dir, err, errlen) < 0)
+        pki_paths(&p, data_dir, err, errlen) < 0 || tls_ensure_dir(data_dir, err, errlen) < 0)
         goto out;
-    int r = slurp(p.ca_crt, &ca_pem, &ca_len, err, errlen);
+    int r = tls_slurp(p.ca_crt, &ca_pem, &ca_len, err, errlen);
     if (r < 0 || (r == 1 && create_ca(data_dir, &p, &ca_pem, &ca_len, err, errlen) < 0))
         goto out;
     if (open_ca(&p, ca_pem, ca_len, &ca, &ca_key, err, errlen) < 0 ||
@@ -748,7 +414,7 @@ int tls_pki_ensure(const char *data_dir, const char *const *hosts, size_t nhosts
         goto out;
     /* The checksum covers ca.crt's bytes exactly as /cacerts will serve them. */
     if (sha256_hex(ca_pem, ca_len, out->checksum) < 0) {
-        set_ssl_err(err, errlen, "SHA-256");
+        tls_set_ssl_err(err, errlen, "SHA-256");
         goto out;
     }
     memcpy(out->cert_file, p.srv_crt, sizeof(out->cert_file));
@@ -787,7 +453,7 @@ static int copy_path(char dst[TLS_PATH_CAP], const char *src, char *err, size_t 
 {
     size_t n = src ? strlen(src) : 0;
     if (n == 0 || n >= TLS_PATH_CAP) {
-        set_err(err, errlen, "TLS certificate or key path empty or too long");
+        tls_set_err(err, errlen, "TLS certificate or key path empty or too long");
         return -1;
     }
     memcpy(dst, src, n + 1);
@@ -807,27 +473,27 @@ int tls_pki_from_files(const char *cert_file, const char *key_file,
     if (copy_path(out->cert_file, cert_file, err, errlen) < 0 ||
         copy_path(out->key_file, key_file, err, errlen) < 0)
         goto out;
-    if ((r = slurp(cert_file, &pem, &len, err, errlen)) == 1)
-        set_err(err, errlen, "%s: no such file", cert_file);
+    if ((r = tls_slurp(cert_file, &pem, &len, err, errlen)) == 1)
+        tls_set_err(err, errlen, "%s: no such file", cert_file);
     if (r != 0)
         goto out;
-    if (pem_each_cert(pem, len, take_ends, &ends) < 1) {
+    if (tls_pem_each_cert(pem, len, take_ends, &ends) < 1) {
         ERR_clear_error();
-        set_err(err, errlen, "%s: not a valid PEM certificate chain", cert_file);
+        tls_set_err(err, errlen, "%s: not a valid PEM certificate chain", cert_file);
         goto out;
     }
-    if ((r = load_key_file(key_file, &key, err, errlen)) == 1)
-        set_err(err, errlen, "%s: no such file", key_file);
+    if ((r = tls_load_key_file(key_file, &key, err, errlen)) == 1)
+        tls_set_err(err, errlen, "%s: no such file", key_file);
     if (r != 0)
         goto out;
     if (X509_check_private_key(ends.first, key) != 1) {
         ERR_clear_error();
-        set_err(err, errlen, "%s does not match %s", key_file, cert_file);
+        tls_set_err(err, errlen, "%s does not match %s", key_file, cert_file);
         goto out;
     }
-    if (!(out->ca_pem = cert_pem(ends.last, &out->ca_pem_len)) ||
+    if (!(out->ca_pem = tls_cert_pem(ends.last, &out->ca_pem_len)) ||
         sha256_hex(out->ca_pem, out->ca_pem_len, out->checksum) < 0) {
-        set_ssl_err(err, errlen, "encoding the CA certificate");
+        tls_set_ssl_err(err, errlen, "encoding the CA certificate");
         goto out;
     }
     rc = 0;
@@ -858,164 +524,3 @@ void tls_sha256_hex(const void *data, size_t len, char out[65])
 
 /* ---- contexts ---- */
 
-/* Settings every drover context shares, client or server. */
-static SSL_CTX *ctx_new(const SSL_METHOD *method, char *err, size_t errlen)
-{
-    SSL_CTX *ctx = SSL_CTX_new(method);
-    if (!ctx) {
-        set_ssl_err(err, errlen, "SSL_CTX_new");
-        return NULL;
-    }
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
-        SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
-        set_ssl_err(err, errlen, "TLS protocol settings");
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    /* Idle tunnels hold no record buffers; conn may retry a write from a
-     * different buffer address and accepts partial writes. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    return ctx;
-}
-
-/*
- * Picks http/1.1 when offered. A client offering only other protocols (h2
- * alone) is refused outright rather than spoken to in a protocol it did not
- * ask for; a client offering no ALPN never gets here and is accepted.
- */
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                       const unsigned char *in, unsigned int inlen, void *arg)
-{
-    (void)ssl;
-    (void)arg;
-    for (unsigned int i = 0; i < inlen;) {
-        unsigned int n = in[i++];
-        if (n > inlen - i)
-            break;
-        if (n == 8 && memcmp(in + i, "http/1.1", 8) == 0) {
-            *out = in + i;
-            *outlen = 8;
-            return SSL_TLSEXT_ERR_OK;
-        }
-        i += n;
-    }
-    return SSL_TLSEXT_ERR_ALERT_FATAL;
-}
-
-SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file,
-                        char *err, size_t errlen)
-{
-    SSL_CTX *ctx = ctx_new(TLS_server_method(), err, errlen);
-    if (!ctx)
-        return NULL;
-    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
-    /* Agents hold one long-lived connection; a cache would only cost memory.
-     * TLS 1.3 stateless tickets still allow resumption. */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-        set_ssl_err(err, errlen, cert_file);
-        goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        set_ssl_err(err, errlen, key_file);
-        goto fail;
-    }
-    return ctx;
-fail:
-    SSL_CTX_free(ctx);
-    return NULL;
-}
-
-static int store_add(X509 *x, void *arg)
-{
-    return X509_STORE_add_cert(arg, x) == 1 ? 0 : -1;
-}
-
-/* A client context offering http/1.1, verifying with store if given. */
-static SSL_CTX *client_ctx(X509_STORE *store, char *err, size_t errlen)
-{
-    SSL_CTX *ctx = ctx_new(TLS_client_method(), err, errlen);
-    if (!ctx) {
-        X509_STORE_free(store);
-        return NULL;
-    }
-    if (store) {
-        SSL_CTX_set_cert_store(ctx, store); /* takes ownership */
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    } else {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    }
-    /* set_alpn_protos returns 0 on success, unlike almost everything else. */
-    if (SSL_CTX_set_alpn_protos(ctx, alpn_http11, sizeof(alpn_http11) - 1) != 0) {
-        set_ssl_err(err, errlen, "ALPN");
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
-
-SSL_CTX *tls_client_ctx_pinned(const char *ca_pem, size_t len,
-                               char *err, size_t errlen)
-{
-    X509_STORE *store = X509_STORE_new();
-    if (!store) {
-        set_ssl_err(err, errlen, "X509_STORE_new");
-        return NULL;
-    }
-    if (!ca_pem || pem_each_cert(ca_pem, len, store_add, store) < 1) {
-        ERR_clear_error();
-        set_err(err, errlen, "pinned CA: no valid PEM certificate");
-        X509_STORE_free(store);
-        return NULL;
-    }
-    /* Whatever was pinned is a trust anchor, even an intermediate served by
-     * an operator's chain: the pin is the trust decision, not a root store. */
-    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
-    return client_ctx(store, err, errlen);
-}
-
-SSL_CTX *tls_client_ctx_insecure(char *err, size_t errlen)
-{
-    return client_ctx(NULL, err, errlen);
-}
-
-int tls_client_set_host(SSL *ssl, const char *host, bool host_is_ip)
-{
-    unsigned char ip[16];
-    char bare[64];
-    if (!ssl || !host || !*host)
-        return -1;
-    size_t n = strlen(host);
-    if (host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof(bare)) {
-        memcpy(bare, host + 1, n - 2); /* "[::1]" as written in URLs */
-        bare[n - 2] = '\0';
-        host = bare;
-        host_is_ip = true;
-    }
-    if (host_is_ip || ip_literal(host, ip)) {
-        /* No SNI: RFC 6066 does not allow IP literals there. */
-        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 ? 0 : -1;
-    }
-    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1)
-        return -1;
-    return 0;
-}
-
-const char *tls_last_error(char *buf, size_t len)
-{
-    unsigned long e, last = 0;
-    while ((e = ERR_get_error()) != 0)
-        last = e;
-    if (!buf || len == 0)
-        return "unknown TLS error";
-    if (last == 0)
-        snprintf(buf, len, "%s", "unknown TLS error");
-    else
-        ERR_error_string_n(last, buf, len);
-    return buf;
-}

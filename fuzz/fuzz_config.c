@@ -1,7 +1,8 @@
 /*
- * libFuzzer target for the pure parsers of common/config.c: the YAML settings
- * reader and the duration, size and bool parsers, each fed a NUL-terminated
- * copy of the input. Beyond "no crash, no leak", it checks what the callers
+ * libFuzzer target for the pure parsers of the settings loader
+ * (common/config_yaml.c, common/config_value.c): the YAML settings reader
+ * and the duration, size and bool parsers, each fed a NUL-terminated copy of
+ * the input. Beyond "no crash, no leak", it checks what the callers
  * rely on: every key is a non-empty name on a real line, errors always come
  * back as "LINE: reason", and the value parsers accept only their documented
  * alphabet.

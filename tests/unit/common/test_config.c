@@ -1,6 +1,7 @@
 /*
- * Tests for common/config.c: the value parsers, flags, environment, the YAML
- * file, defaults, their precedence, validation messages and the getters.
+ * Tests for common/config*.c (the settings loader): the value parsers,
+ * flags, environment, the YAML file, defaults, their precedence, validation
+ * messages and the getters.
  *
  * cfg_load reports through stderr and prints --help/--version to stdout, so
  * every load runs with fds 1 and 2 redirected into temporary files and the

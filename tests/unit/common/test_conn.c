@@ -1,5 +1,5 @@
 /*
- * Tests for common/conn.c over real sockets on one loop: loopback TCP pairs
+ * Tests for common/conn*.c over real sockets on one loop: loopback TCP pairs
  * (plain and TLS, the client made with conn_connect and the server with
  * conn_adopt from a listener) and socketpairs driven from a raw descriptor.
  *

@@ -1,5 +1,5 @@
 /*
- * Tests for common/tls.c: the PKI files in a data directory (creation,
+ * Tests for common/tls*.c: the PKI files in a data directory (creation,
  * reuse, re-issue, damage), operator-supplied certificates, and real
  * handshakes between the contexts over a non-blocking socketpair driven from
  * one thread, so a stuck peer ends the loop instead of hanging the test.
