@@ -650,7 +650,7 @@ static void etcd_setup(void)
 
 static void etcd_teardown(void)
 {
-    proc_kill(&node_agent);
+    proc_end(&node_agent);
     etcdtmp_stop(etcd);
     etcd = NULL;
     teardown();

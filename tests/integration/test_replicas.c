@@ -53,7 +53,7 @@ static void setup(void)
 static void teardown(void)
 {
     for (int c = 0; c < NCLUSTERS; c++)
-        proc_kill(&cl[c].agent);
+        proc_end(&cl[c].agent);
     standin_stop(&ks);
     replicas_down(&rs);
     proc_cleanup();
@@ -454,6 +454,7 @@ Suite *suite_integration_replicas(void)
 {
     Suite *s = suite_create("integration/replicas");
     TCase *ts = tcase_create("settings");
+    tcase_set_timeout(ts, 60);
     tcase_add_test(ts, bad_replica_settings_exit_2);
     suite_add_tcase(s, ts);
     TCase *tc = tcase_create("kubectl");

@@ -179,9 +179,9 @@ static void setup(void)
 
 static void teardown(void)
 {
-    proc_kill(&agent);
+    proc_end(&agent);
     for (int i = 0; i < NNODES; i++)
-        proc_kill(&nodes[i]);
+        proc_end(&nodes[i]);
     standin_stop(&ks);
     replicas_down(&rs);
     proc_cleanup();

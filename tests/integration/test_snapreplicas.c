@@ -52,7 +52,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    proc_kill(&agent);
+    proc_end(&agent);
     etcdtmp_stop(etcd);
     etcd = NULL;
     replicas_down(&R);

@@ -32,7 +32,7 @@ static void pg_setup(void) { apitest_pg_setup(&d); }
 static void teardown(void)
 {
     for (int i = 0; i < 2; i++)
-        proc_kill(&agents[i]);
+        proc_end(&agents[i]);
     etcdtmp_stop(etcd);
     etcd = NULL;
     if (work[0])

@@ -160,7 +160,7 @@ static void teardown(void)
 {
     proc_kill(&kloop);
     for (int i = 0; i < NNODES; i++)
-        proc_kill(&nodes[i]);
+        proc_end(&nodes[i]);
     standin_down(&ks, &d);
 }
 

@@ -156,6 +156,12 @@ void proc_kill(struct proc *p)
     p->pid = 0;
 }
 
+void proc_end(struct proc *p)
+{
+    if (p->pid > 0)
+        proc_stop(p, proc_under_valgrind() ? 60000 : 5000);
+}
+
 void proc_cleanup(void)
 {
     for (size_t i = 0; i < ntracked; i++)

@@ -34,6 +34,10 @@ int proc_stop(struct proc *p, int timeout_ms);
 bool proc_under_valgrind(void);
 /* SIGKILL and reap. Safe on a process that already ended. */
 void proc_kill(struct proc *p);
+/* For teardown: ends a process the test is done with as an operator would
+ * (SIGTERM), so that under `make valgrind` memcheck gets to check it for
+ * leaks; SIGKILL if it has not exited after 5 s (60 s under valgrind). */
+void proc_end(struct proc *p);
 void proc_cleanup(void);
 
 /* A path to one of our binaries (DROVER_BIN_DIR) or test tools (DROVER_TOOLS_DIR). */
