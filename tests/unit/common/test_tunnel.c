@@ -951,17 +951,26 @@ START_TEST(silent_peer_is_dropped)
 }
 END_TEST
 
+/* A tunnel pair with these keepalive settings (agent, then server), idle
+ * for a second: both ends must still be up. */
+static void idle_pair(uint64_t agent_ping, uint64_t agent_dead, uint64_t server_ping,
+                      uint64_t server_dead)
+{
+    pair_setup(false, true);
+    P.c.cfg.ping_interval_ms = agent_ping;
+    P.c.cfg.dead_after_ms = agent_dead;
+    P.s.cfg.ping_interval_ms = server_ping;
+    P.s.cfg.dead_after_ms = server_dead;
+    pair_connect();
+    run_for(1000);
+    ck_assert_int_eq(P.s.downs + P.c.downs, 0);
+}
+
 START_TEST(server_pings_only_when_it_hears_nothing)
 {
     /* The agent pings twice as often as the server would: the server,
      * never silent for its interval, sends (almost) none. */
-    pair_setup(false, true);
-    P.c.cfg.ping_interval_ms = 50;
-    P.s.cfg.ping_interval_ms = 100;
-    P.s.cfg.dead_after_ms = P.c.cfg.dead_after_ms = 400;
-    pair_connect();
-    run_for(1000);
-    ck_assert_int_eq(P.s.downs + P.c.downs, 0);
+    idle_pair(50, 400, 100, 400);
     uint64_t from_agent = ws_pings_received(P.s.ws), from_server = ws_pings_received(P.c.ws);
     ck_assert_msg(from_agent >= 8, "the server got %llu pings", (unsigned long long)from_agent);
     /* Both ends pinging would be ~10 from the server; a late timer may let
@@ -976,14 +985,7 @@ START_TEST(server_pings_an_agent_that_does_not)
 {
     /* An agent with a long interval (or an older one) is still kept alive
      * by the server's pings and its own pongs. */
-    pair_setup(false, true);
-    P.c.cfg.ping_interval_ms = 60000;
-    P.c.cfg.dead_after_ms = 120000;
-    P.s.cfg.ping_interval_ms = 100;
-    P.s.cfg.dead_after_ms = 300;
-    pair_connect();
-    run_for(1000);
-    ck_assert_int_eq(P.s.downs + P.c.downs, 0);
+    idle_pair(60000, 120000, 100, 300);
     ck_assert_uint_eq(ws_pings_received(P.s.ws), 0);
     ck_assert_msg(ws_pings_received(P.c.ws) >= 4, "the server sent %llu pings",
                   (unsigned long long)ws_pings_received(P.c.ws));
