@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct reports {
     struct tunnels *ts;
     struct db_pool *pool;
     size_t buffered;            /* over every report in progress */
+    struct hmap *busy;          /* cluster id -> reports in progress (uintptr_t) */
     unsigned long stored;
 };
 
@@ -52,6 +54,11 @@ struct reports *reports_new(struct loop *l, struct tunnels *ts)
         return NULL;
     rp->loop = l;
     rp->ts = ts;
+    rp->busy = hmap_new();
+    if (!rp->busy) {
+        free(rp);
+        return NULL;
+    }
     return rp;
 }
 
@@ -67,7 +74,26 @@ unsigned long reports_stored(const struct reports *rp)
 
 void reports_free(struct reports *rp)
 {
+    if (!rp)
+        return;
+    hmap_free(rp->busy);
     free(rp);
+}
+
+/* Counts a report of cluster in (delta 1) or out (-1); false when taking
+ * one in would pass REPORTS_PER_CLUSTER (or there is no memory to count). */
+static bool count_report(struct reports *rp, const char *cluster, int delta)
+{
+    uintptr_t n = (uintptr_t)hmap_get(rp->busy, cluster);
+    if (delta > 0 && n >= REPORTS_PER_CLUSTER)
+        return false;
+    n = delta > 0 ? n + 1 : n - 1;
+    if (n == 0) {
+        hmap_del(rp->busy, cluster);
+        return true;
+    }
+    /* hmap_put hands val back when it has no memory for a new key. */
+    return hmap_put(rp->busy, cluster, (void *)n) != (void *)n;
 }
 
 static void drop_buffer(struct report *r)
@@ -80,6 +106,7 @@ static void drop_buffer(struct report *r)
 
 static void report_free(struct report *r)
 {
+    count_report(r->rp, r->cluster, -1);
     drop_buffer(r);
     hmap_free(r->agents);
     free(r->answer);
@@ -286,8 +313,15 @@ void reports_accept(struct reports *rp, struct tun_stream *s, const char *cluste
     r->rp = rp;
     r->s = s;
     snprintf(r->cluster, sizeof(r->cluster), "%s", cluster);
+    if (!count_report(rp, r->cluster, 1)) {
+        log_warn("cluster %s: report refused: %d of its reports are still in progress",
+                 r->cluster, REPORTS_PER_CLUSTER);
+        tun_stream_reset(s, TUN_RESET_LIMIT, "too many reports of this cluster in progress");
+        free(r);
+        return;
+    }
     if (tun_stream_accept(s, &report_ops, r) < 0) {
         tun_stream_reset(s, TUN_RESET_INTERNAL, "cannot accept");
-        free(r);
+        report_free(r);
     }
 }

@@ -21,6 +21,10 @@
 /* Bytes all reports in progress may hold together; a stream that would go
  * past it is refused (RESET unavailable) rather than let agents pin memory. */
 #define REPORTS_MAX_BUFFERED (256u * 1024 * 1024)
+/* Reports of one cluster in progress at once (its agent sends one every
+ * 30 s, an acting node agent too): more get RESET limit, so no one agent can
+ * hold the shared budget above and make other clusters' reports wait. */
+#define REPORTS_PER_CLUSTER 2
 
 struct reports;
 

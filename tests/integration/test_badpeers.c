@@ -243,9 +243,10 @@ START_TEST(connection_cap_whole_server)
 }
 END_TEST
 
-/* Counts RESET frames with code in the binary messages that arrive within
- * timeout_ms, until want of them came. */
-static int count_resets(struct rawws *w, uint16_t code, int want, int timeout_ms)
+/* Counts RESET frames with code and a reason containing why in the binary
+ * messages that arrive within timeout_ms, until want of them came. */
+static int count_resets(struct rawws *w, uint16_t code, const char *why, int want,
+                        int timeout_ms)
 {
     static uint8_t buf[1 << 20];
     int n = 0;
@@ -262,7 +263,8 @@ static int count_resets(struct rawws *w, uint16_t code, int want, int timeout_ms
             ssize_t used = tun_frame_parse(buf + off, len - off, &f);
             if (used <= 0)
                 break;
-            if (f.type == TUN_RESET && f.code == code)
+            if (f.type == TUN_RESET && f.code == code &&
+                memmem(f.data, f.data_len, why, strlen(why)))
                 n++;
             off += (size_t)used;
         }
@@ -270,29 +272,65 @@ static int count_resets(struct rawws *w, uint16_t code, int want, int timeout_ms
     return n;
 }
 
+/* Opens n "report" streams (ids from first, by 2) and sends nothing on them. */
+static void open_reports(struct rawws *w, uint32_t first, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uint8_t f[64];
+        struct tun_frame o = { .type = TUN_OPEN, .stream = first + 2 * (uint32_t)i,
+                               .window = 65536, .service = "report", .service_len = 6 };
+        ssize_t len = tun_frame_encode(f, sizeof(f), &o);
+        ck_assert_int_gt(len, 0);
+        ck_assert_int_eq(rawws_send(w, WS_OP_BINARY, f, (size_t)len), 0);
+    }
+}
+
 START_TEST(agent_opens_streams_without_end)
+{
+    /* Reports are the streams an agent can hold open, and the server takes
+     * REPORTS_PER_CLUSTER (2) of one cluster at once: a stream cap of 2 is
+     * the one that refuses here. */
+    const char *const extra[] = { "--agent-max-streams", "2", NULL };
+    up(extra);
+    struct rawws w;
+    ck_assert_int_eq(rawws_open(&w, d.https_port, d.raw_token, d.raw_cluster), 0);
+    ck_assert_int_eq(w.status, 101);
+    enum { N = 40 };
+    open_reports(&w, 2, N);
+    /* The rest are refused, the tunnel stays. */
+    int limited = count_resets(&w, TUN_RESET_LIMIT, "too many streams", N - 2, 15000);
+    ck_assert_msg(limited == N - 2, "%d streams refused with RESET limit, want %d", limited,
+                  N - 2);
+    ck_assert_int_eq(dtest_metric(&d, TUNNELS), 2);
+    others_served();
+    rawws_free(&w);
+    ck_assert(dtest_wait_metric(&d, TUNNELS, 1, 10000));
+}
+END_TEST
+
+START_TEST(one_cluster_reports_at_a_time)
 {
     up(NULL);
     struct rawws w;
     ck_assert_int_eq(rawws_open(&w, d.https_port, d.raw_token, d.raw_cluster), 0);
     ck_assert_int_eq(w.status, 101);
-    enum { N = 40 };
-    for (uint32_t i = 1; i <= N; i++) {
-        uint8_t f[64];
-        struct tun_frame o = { .type = TUN_OPEN, .stream = 2 * i, .window = 65536,
-                               .service = "report", .service_len = 6 };
-        ssize_t n = tun_frame_encode(f, sizeof(f), &o);
-        ck_assert_int_gt(n, 0);
-        ck_assert_int_eq(rawws_send(&w, WS_OP_BINARY, f, (size_t)n), 0);
-    }
-    /* agent-max-streams is 8: the rest are refused, the tunnel stays. */
-    int limited = count_resets(&w, TUN_RESET_LIMIT, N - 8, 15000);
-    ck_assert_msg(limited == N - 8, "%d streams refused with RESET limit, want %d", limited,
-                  N - 8);
+    /* Six reports left open (under agent-max-streams 8): two are taken,
+     * four refused, the tunnel stays. */
+    open_reports(&w, 2, 6);
+    const char *why = "too many reports of this cluster";
+    int limited = count_resets(&w, TUN_RESET_LIMIT, why, 4, 5000);
+    ck_assert_msg(limited == 4, "%d reports refused, want 4 (logs %s)", limited, d.dir);
+    /* (Before this raw agent's 2 s of silence gets it dropped.) */
     ck_assert_int_eq(dtest_metric(&d, TUNNELS), 2);
+    ck_assert(wait_for_log(d.server_log, "of its reports are still in progress", 2000));
     others_served();
     rawws_free(&w);
     ck_assert(dtest_wait_metric(&d, TUNNELS, 1, 10000));
+    /* The two it held were given back with their tunnel. */
+    ck_assert_int_eq(rawws_open(&w, d.https_port, d.raw_token, d.raw_cluster), 0);
+    open_reports(&w, 2, 2);
+    ck_assert_int_eq(count_resets(&w, TUN_RESET_LIMIT, why, 1, 2000), 0);
+    rawws_free(&w);
 }
 END_TEST
 
@@ -404,6 +442,7 @@ Suite *suite_integration_badpeers(void)
     tcase_add_test(tc, connection_flood_one_address);
     tcase_add_test(tc, connection_cap_whole_server);
     tcase_add_test(tc, agent_opens_streams_without_end);
+    tcase_add_test(tc, one_cluster_reports_at_a_time);
     tcase_add_test(tc, agent_floods_and_never_reads);
     tcase_add_test(tc, parallel_password_guesses);
     suite_add_tcase(s, tc);
