@@ -393,7 +393,9 @@ START_TEST(kill_cluster_agent)
     ck_assert_msg(calls_through(mark, acting) > 0, "no kubectl call through node/%s", acting);
     ck_assert(file_contains(node_logs[node_index(acting)], "standing in for the cluster agent"));
     ck_assert_int_eq(metric("drover_clusters_via_node_agent"), 1);
-    ck_assert_int_eq(metric("drover_takeovers_total"), 1);
+    /* (More than one when a slow acting node agent went silent and the
+     * next one took over, as under valgrind.) */
+    ck_assert_int_ge(metric("drover_takeovers_total"), 1);
 
     /* Reports and RBAC carry on through the node agent. */
     node_change_reported("node-2", "during-takeover");
@@ -406,7 +408,7 @@ START_TEST(kill_cluster_agent)
     ck_assert_msg(wait_for_log(node_logs[node_index(acting)], "stepping down", SLOW_MS),
                   "node/%s did not step down", acting);
     ck_assert_int_eq(metric("drover_clusters_via_node_agent"), 0);
-    ck_assert_int_eq(metric("drover_step_downs_total"), 1);
+    ck_assert_int_ge(metric("drover_step_downs_total"), 1);
     wait_kubectl_ok(2, "after the cluster agent came back");
     only_cluster_agent_reports("after-takeover");
     member_gets_binding("frank");
