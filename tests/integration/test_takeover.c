@@ -359,20 +359,6 @@ static void start_watch(struct proc *w)
     ck_assert_msg(wait_for_log(wlog, "\"ADDED\"", 15000), "watch did not start");
 }
 
-/* A line "name value" of the server's /metrics; -1 when absent. */
-static long long metric(const char *name)
-{
-    struct httpc_resp r;
-    long long v = -1;
-    ck_assert_int_eq(dtest_call(&d, "GET", "/metrics", NULL, NULL, &r), 200);
-    size_t n = strlen(name);
-    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, name, n) == 0 && p[n] == ' ')
-            v = strtoll(p + n + 1, NULL, 10);
-    httpc_free(&r);
-    return v;
-}
-
 START_TEST(kill_cluster_agent)
 {
     char acting[64];
@@ -392,10 +378,10 @@ START_TEST(kill_cluster_agent)
     wait_degraded(acting, sizeof(acting), NULL);
     ck_assert_msg(calls_through(mark, acting) > 0, "no kubectl call through node/%s", acting);
     ck_assert(file_contains(node_logs[node_index(acting)], "standing in for the cluster agent"));
-    ck_assert_int_eq(metric("drover_clusters_via_node_agent"), 1);
+    ck_assert_int_eq(dtest_metric(&d, "drover_clusters_via_node_agent"), 1);
     /* (More than one when a slow acting node agent went silent and the
      * next one took over, as under valgrind.) */
-    ck_assert_int_ge(metric("drover_takeovers_total"), 1);
+    ck_assert_int_ge(dtest_metric(&d, "drover_takeovers_total"), 1);
 
     /* Reports and RBAC carry on through the node agent. */
     node_change_reported("node-2", "during-takeover");
@@ -407,8 +393,8 @@ START_TEST(kill_cluster_agent)
     wait_active();
     ck_assert_msg(wait_for_log(node_logs[node_index(acting)], "stepping down", SLOW_MS),
                   "node/%s did not step down", acting);
-    ck_assert_int_eq(metric("drover_clusters_via_node_agent"), 0);
-    ck_assert_int_ge(metric("drover_step_downs_total"), 1);
+    ck_assert_int_eq(dtest_metric(&d, "drover_clusters_via_node_agent"), 0);
+    ck_assert_int_ge(dtest_metric(&d, "drover_step_downs_total"), 1);
     wait_kubectl_ok(2, "after the cluster agent came back");
     only_cluster_agent_reports("after-takeover");
     member_gets_binding("frank");
