@@ -226,11 +226,6 @@ struct datastore *datastore_start(struct loop *l, const struct datastore_cfg *cf
     return d;
 }
 
-bool datastore_ready(const struct datastore *d)
-{
-    return d && d->pool;
-}
-
 void datastore_free(struct datastore *d)
 {
     if (!d)

@@ -35,7 +35,6 @@ struct datastore_cfg {
 
 /* Starts the start-up thread. NULL if it cannot (logged). */
 struct datastore *datastore_start(struct loop *l, const struct datastore_cfg *cfg);
-bool datastore_ready(const struct datastore *d);
 /* Stops the start-up thread if it still runs, then frees the pool (every
  * pending done callback runs now). NULL is a no-op. */
 void datastore_free(struct datastore *d);

@@ -101,12 +101,12 @@ void server_dispatch(struct hs_req *r, void *ud)
         return;
     }
     if (get && path_is(r, "/readyz")) {
-        /* Ready once every API answers: the snapshot calls wait for the
-         * fix-up of what the last run left unfinished. */
-        if (datastore_ready(s->ds) && s->serving)
+        /* Ready once every API answers: the datastore is up and what the
+         * last run left unfinished is marked (set in main.c). */
+        if (s->serving)
             hs_respond(r, 200, "text/plain", "ok\n", 3, NULL);
         else
-            hs_respond(r, 503, "text/plain", "datastore not ready\n", 20, NULL);
+            hs_respond(r, 503, "text/plain", "starting: datastore not ready\n", 30, NULL);
         return;
     }
     if (get && path_is(r, "/version")) {
